@@ -1,0 +1,1 @@
+"""Command line: `webapp-operator` and its `kubectl webapp` plugin alias."""

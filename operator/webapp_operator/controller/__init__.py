@@ -1,0 +1,1 @@
+"""The Kopf controller: thin handlers that gather, call the domain, then write."""

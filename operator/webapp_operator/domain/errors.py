@@ -1,0 +1,49 @@
+"""The domain's error family: one base class, one subclass per user-facing reason.
+
+Every error carries the condition reason it maps to and a message that names the object and
+field at fault. Messages never contain secret values: only names of options, keys and Secrets.
+"""
+
+from __future__ import annotations
+
+from webapp_operator.domain import reasons
+
+
+class WebAppError(Exception):
+    """Base of every error the domain raises about user input or cluster state."""
+
+    reason: str = reasons.INVALID_CONFIG
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidConfig(WebAppError):
+    """The WebApp spec (or an operator setting) is malformed or contradictory."""
+
+    reason = reasons.INVALID_CONFIG
+
+
+class InvalidSecretKey(WebAppError):
+    """A Secret key cannot form a valid environment variable name (or collides)."""
+
+    reason = reasons.INVALID_SECRET_KEY
+
+
+class SecretNotFound(WebAppError):
+    """A Secret referenced by the WebApp does not exist or is not opted in."""
+
+    reason = reasons.SECRET_NOT_FOUND
+
+
+class SecretNotGranted(WebAppError):
+    """A Secret exists but has not granted the WebApp that references it."""
+
+    reason = reasons.SECRET_NOT_GRANTED
+
+
+class RevisionNotFound(WebAppError):
+    """A pinned (or tracked) revision of a Secret no longer exists."""
+
+    reason = reasons.REVISION_NOT_FOUND

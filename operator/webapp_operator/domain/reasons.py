@@ -1,0 +1,33 @@
+"""Condition types, condition reasons and Event reasons: the fixed vocabulary of product.md.
+
+Kept in one module so that conditions, Events and metrics never drift apart.
+"""
+
+from typing import Final
+
+# Condition types on a WebApp.
+READY: Final = "Ready"
+SECRET_UPDATE_AVAILABLE: Final = "SecretUpdateAvailable"
+SECRET_ROTATION_DUE: Final = "SecretRotationDue"
+SECRET_EXPIRED: Final = "SecretExpired"
+CONFIG_OVERRIDDEN: Final = "ConfigOverridden"
+
+# Reasons for Ready.
+AVAILABLE: Final = "Available"
+SECRET_NOT_FOUND: Final = "SecretNotFound"
+SECRET_NOT_GRANTED: Final = "SecretNotGranted"
+INVALID_SECRET_KEY: Final = "InvalidSecretKey"
+INVALID_CONFIG: Final = "InvalidConfig"
+REVISION_NOT_FOUND: Final = "RevisionNotFound"
+ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+
+# Event reasons on a source Secret.
+REVISION_CREATED: Final = "RevisionCreated"
+ROTATION_DUE: Final = "RotationDue"
+EXPIRED: Final = "Expired"
+REVISION_REMOVED: Final = "RevisionRemoved"
+
+# Event reasons on a WebApp.
+SECRET_CHANGED: Final = "SecretChanged"
+SECRET_REFRESHED: Final = "SecretRefreshed"
+ROLLOUT_STARTED: Final = "RolloutStarted"

@@ -1,0 +1,1 @@
+"""The API gateway: the only layer that talks to the Kubernetes API server."""
