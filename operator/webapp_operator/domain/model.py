@@ -1,0 +1,488 @@
+"""The WebApp resource (twelvefactor.dev/v1alpha1) as pydantic models.
+
+These models are the single source of truth for the schema: `crd.py` generates the
+CustomResourceDefinition in `crds/` from them, descriptions included, so `kubectl explain`
+shows the same text as this module. Field names are camelCase in YAML (`secretName`) and
+snake_case in Python (`secret_name`).
+
+Validation here mirrors what the API server enforces through the CRD (OpenAPI types and CEL
+rules), plus the checks only the operator can make. `format_validation_error` turns pydantic's
+errors into messages that name the object and the field, and never echo a value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+from webapp_operator import API_VERSION, KIND
+from webapp_operator.domain.errors import InvalidConfig
+
+Framework = Literal["flask", "django", "fastapi", "go", "expressjs", "springboot", "generic"]
+
+# A process is `web`, or ends in `-worker` or `-scheduler` (case-insensitive, as in paas-charm).
+PROCESS_NAME_PATTERN = r"^(?i:web|[a-z0-9]([-a-z0-9]*[a-z0-9])?-(worker|scheduler))$"
+# The same rule in CEL's RE2 syntax (no inline groups with alternation issues).
+PROCESS_NAME_CEL = r"^(?i)(web|[a-z0-9]([-a-z0-9]*[a-z0-9])?-(worker|scheduler))$"
+# Options become part of variable names: letters, digits and hyphens, starting with a letter.
+OPTION_NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+# A Secret reference: `name` or `namespace/name`, both DNS-1123 labels/subdomains.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
+SECRET_REF_PATTERN = rf"^({DNS_LABEL}/)?{DNS_SUBDOMAIN}$"
+INTEGRATIONS = ("postgresql", "mysql", "mongodb", "redis", "rabbitmq", "s3", "smtp", "tracing")
+APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
+APP_SECRET_KEY_ID_OPTION = "app-secret-key-id"  # noqa: S105 (an option name)
+
+# Process kinds, derived from the name.
+WEB = "web"
+
+
+def process_kind(name: str) -> Literal["web", "worker", "scheduler"]:
+    """Classify a process name the way paas-charm does (suffix, case-insensitive)."""
+    lowered = name.lower()
+    if lowered == WEB:
+        return "web"
+    if lowered.endswith("-worker"):
+        return "worker"
+    if lowered.endswith("-scheduler"):
+        return "scheduler"
+    msg = f"process {name!r} must be 'web' or end in '-worker' or '-scheduler'"
+    raise InvalidConfig(msg)
+
+
+def _cel(rule: str, message: str) -> JsonDict:
+    return {"rule": rule, "message": message}
+
+
+class _Model(BaseModel):
+    """Shared settings: camelCase on the wire, unknown fields refused, values immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=False,
+    )
+
+
+QuantityMap = dict[
+    str,
+    Annotated[
+        int | str,
+        Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+    ],
+]
+
+
+class Resources(_Model):
+    """Compute resources of a container, as in a Pod's `resources`."""
+
+    requests: QuantityMap | None = Field(
+        default=None, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."
+    )
+    limits: QuantityMap | None = Field(
+        default=None, description="Maximum resources, e.g. {memory: 256Mi}."
+    )
+
+
+class ProcessSpec(_Model):
+    """One process of the app (a Procfile line): its command and its replica count."""
+
+    command: list[str] | None = Field(
+        default=None,
+        description="Entrypoint of the container; the image's ENTRYPOINT when omitted.",
+    )
+    args: list[str] | None = Field(
+        default=None, description="Arguments to the entrypoint; the image's CMD when omitted."
+    )
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None,
+        description=(
+            "Pods of this process. The web process defaults to spec.replicas, workers to 1. "
+            "A -scheduler process always runs exactly one pod and may only set 1."
+        ),
+    )
+    resources: Resources | None = Field(
+        default=None, description="Overrides spec.resources for this process."
+    )
+
+
+class SecretOption(_Model):
+    """An option of type secret: a Secret whose keys become `<PREFIX><OPTION>_<KEY>`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.revision) || self.refresh == 'manual' || !has(self.refresh)",
+                    "revision pins a revision; refresh: auto cannot be combined with it",
+                )
+            ]
+        }
+    )
+
+    secret_name: str = Field(
+        pattern=SECRET_REF_PATTERN,
+        max_length=317,
+        description=(
+            "The Secret: `name` in the WebApp's namespace, or `namespace/name` (the Secret "
+            "must grant `<webapp-namespace>/<webapp-name>` in its twelvefactor.dev/grant "
+            "annotation). The Secret must carry the label twelvefactor.dev/secret=true."
+        ),
+    )
+    refresh: Literal["auto", "manual"] | None = Field(
+        default=None,
+        description=(
+            "auto (default): follow the latest revision and roll the app on every change. "
+            "manual: stay on the tracked revision; `kubectl webapp refresh` moves on."
+        ),
+    )
+    revision: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Pin this revision (for rollback). It must still exist.",
+    )
+
+    @model_validator(mode="after")
+    def _pin_is_manual(self) -> SecretOption:
+        if self.revision is not None and self.refresh == "auto":
+            msg = "revision pins a revision; refresh: auto cannot be combined with it"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def refresh_mode(self) -> Literal["auto", "manual"]:
+        """The effective refresh mode: a pin implies manual, the default is auto."""
+        if self.refresh is not None:
+            return self.refresh
+        return "manual" if self.revision is not None else "auto"
+
+
+class IntegrationRef(_Model):
+    """A Secret that holds connection data (a `uri` key, or parts: host, port, ...)."""
+
+    secret_name: str = Field(
+        pattern=SECRET_REF_PATTERN,
+        max_length=317,
+        description=(
+            "The Secret with the connection data, e.g. CloudNativePG's `<cluster>-app`. "
+            "Tracked, revisioned and granted like any secret option."
+        ),
+    )
+    refresh: Literal["auto", "manual"] | None = Field(
+        default=None, description="As for secrets: auto (default) or manual."
+    )
+
+
+JsonScalar = str | int | float | bool
+ConfigValue = Annotated[
+    JsonScalar | list[Any] | dict[str, Any],
+    Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+class WebAppSpec(_Model):
+    """The desired state of a 12-factor app."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.config) && 'app-secret-key' in self.config"
+                    " && has(self.secrets) && 'app-secret-key-id' in self.secrets)",
+                    "set app-secret-key (config) or app-secret-key-id (secrets), not both",
+                ),
+                _cel(
+                    "!has(self.processes) || self.processes.all(p, "
+                    "!p.lowerAscii().endsWith('-scheduler') || !has(self.processes[p].replicas)"
+                    " || self.processes[p].replicas == 1)",
+                    "a -scheduler process runs exactly one pod: omit replicas or set 1",
+                ),
+                _cel(
+                    "!has(self.config) || !has(self.secrets)"
+                    " || !self.config.exists(k, k in self.secrets)",
+                    "an option is either plain (config) or of type secret (secrets), not both",
+                ),
+            ]
+        }
+    )
+
+    framework: Framework = Field(
+        description="flask | django | fastapi | go | expressjs | springboot | generic. "
+        "Sets the variable prefix (FLASK_, DJANGO_, APP_), framework variables and the port."
+    )
+    image: str = Field(min_length=1, description="The OCI image of the app.")
+    replicas: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=1, description="Pods of the web process."
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None,
+        description="Port of the web process; 8000 for flask and django, 8080 otherwise.",
+    )
+    processes: dict[str, ProcessSpec] | None = Field(
+        default=None,
+        max_length=20,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.all(p, p.matches('{PROCESS_NAME_CEL}'))",
+                    "process names must be 'web' or end in '-worker' or '-scheduler'",
+                )
+            ]
+        },
+        description=(
+            "Procfile-like processes: `web`, names ending in `-worker` (scale freely) and "
+            "names ending in `-scheduler` (always exactly one pod, never two at once). "
+            "Without it, a single web process runs the image's entrypoint."
+        ),
+    )
+    config: dict[str, ConfigValue] | None = Field(
+        default=None,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.all(k, k.matches('{OPTION_NAME_PATTERN}'))",
+                    "option names are lower-case letters, digits and single hyphens",
+                )
+            ]
+        },
+        description=(
+            "Plain options, like charmcraft config options. A user option `greeting` "
+            "becomes FLASK_GREETING; options starting with `<framework>-`, `webserver-` or "
+            "`app-` are framework options. Non-string values are JSON-encoded."
+        ),
+    )
+    secrets: dict[str, SecretOption] | None = Field(
+        default=None,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"self.all(k, k.matches('{OPTION_NAME_PATTERN}'))",
+                    "option names are lower-case letters, digits and single hyphens",
+                )
+            ]
+        },
+        description=(
+            "Options of type secret. Option `credentials` over a Secret holding `username` "
+            "gives FLASK_CREDENTIALS_USERNAME. `app-secret-key-id` supplies the app's secret key."
+        ),
+    )
+    integrations: dict[str, IntegrationRef] | None = Field(
+        default=None,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.all(k, k in " + str(list(INTEGRATIONS)).replace('"', "'") + ")",
+                    "known integrations: " + ", ".join(INTEGRATIONS),
+                )
+            ]
+        },
+        description=(
+            "Secrets with connection data: postgresql, mysql, mongodb, redis, rabbitmq, s3, "
+            "smtp, tracing. postgresql gives POSTGRESQL_DB_CONNECT_STRING and its parts."
+        ),
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="The public URL (an ingress), used for <PREFIX>BASE_URL. Defaults to "
+        "http://<name>.<namespace>:<port>.",
+    )
+    resources: Resources | None = Field(
+        default=None, description="Resources of every container unless a process overrides."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None, description="Image pull policy of every container."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        pattern=rf"^{DNS_SUBDOMAIN}$",
+        description="ServiceAccount of the app's pods; the namespace default when omitted.",
+    )
+
+    @field_validator("processes")
+    @classmethod
+    def _process_names(cls, value: dict[str, ProcessSpec] | None) -> dict[str, ProcessSpec] | None:
+        if value is None:
+            return value
+        for name, process in value.items():
+            if not re.match(PROCESS_NAME_PATTERN, name):
+                msg = (
+                    f"process name {name!r} must be 'web' or end in '-worker' or '-scheduler' "
+                    "(lower-case letters, digits and hyphens)"
+                )
+                raise ValueError(msg)
+            if process_kind(name) == "scheduler" and process.replicas not in (None, 1):
+                msg = f"process {name!r} is a scheduler: it runs exactly one pod (replicas: 1)"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("config", "secrets")
+    @classmethod
+    def _option_names(cls, value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        for name in value or {}:
+            if not re.match(OPTION_NAME_PATTERN, name):
+                msg = (
+                    f"option name {name!r} must be lower-case letters, digits and single "
+                    "hyphens, starting with a letter (e.g. 'credentials', 'secret-test')"
+                )
+                raise ValueError(msg)
+        return value
+
+    @field_validator("integrations")
+    @classmethod
+    def _integration_names(
+        cls, value: dict[str, IntegrationRef] | None
+    ) -> dict[str, IntegrationRef] | None:
+        for name in value or {}:
+            if name not in INTEGRATIONS:
+                msg = f"unknown integration {name!r}; known: {', '.join(INTEGRATIONS)}"
+                raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> WebAppSpec:
+        if APP_SECRET_KEY_OPTION in (self.config or {}) and APP_SECRET_KEY_ID_OPTION in (
+            self.secrets or {}
+        ):
+            msg = "set app-secret-key (config) or app-secret-key-id (secrets), not both"
+            raise ValueError(msg)
+        clash = sorted(set(self.config or {}) & set(self.secrets or {}))
+        if clash:
+            msg = f"option(s) {', '.join(clash)} appear in both config and secrets"
+            raise ValueError(msg)
+        return self
+
+    def process_specs(self) -> dict[str, ProcessSpec]:
+        """The processes to run: the declared ones, and always a web process."""
+        processes = dict(self.processes or {})
+        if not any(name.lower() == WEB for name in processes):
+            processes[WEB] = ProcessSpec()
+        return processes
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata the domain needs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=rf"^{DNS_LABEL}$", max_length=63)
+    namespace: str = Field(default="default", pattern=rf"^{DNS_LABEL}$", max_length=63)
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class WebApp(BaseModel):
+    """A WebApp object as read from a manifest or the API server."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    api_version: Literal["twelvefactor.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["WebApp"]
+    metadata: ObjectMeta
+    spec: WebAppSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
+# ----------------------------------------------------------------------------- status
+
+
+class Condition(_Model):
+    """A condition in the shape of metav1.Condition."""
+
+    type: str = Field(description="Ready, SecretUpdateAvailable, SecretRotationDue, ...")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(description="A CamelCase reason, e.g. Available or SecretNotGranted.")
+    message: str = Field(default="", description="What happened, for a person.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation this condition was computed from."
+    )
+
+
+class SecretStatus(_Model):
+    """Which revision of a secret option the app tracks, and what a refresh would give."""
+
+    option: str = Field(description="The option name in spec.secrets or spec.integrations.")
+    secret_name: str = Field(description="The Secret, `name` or `namespace/name`.")
+    tracked_revision: int | None = Field(
+        default=None, description="The revision the app's pods use."
+    )
+    latest_revision: int | None = Field(
+        default=None, description="The newest revision: what a refresh would move to (peek)."
+    )
+
+
+class WebAppStatus(_Model):
+    """The observed state of a WebApp, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the operator last acted on."
+    )
+    conditions: list[Condition] | None = Field(default=None, description="Ready and others.")
+    secrets: list[SecretStatus] | None = Field(
+        default=None, description="Tracked and latest revision per secret option."
+    )
+    environment: str | None = Field(
+        default=None, description="Name of the immutable environment snapshot the pods use."
+    )
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts)
+
+
+def format_validation_error(error: ValidationError, subject: str) -> str:
+    """One line per problem: `WebApp demo/app: spec.replicas: must be >= 0`. No values."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc = _location(tuple(item["loc"]))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{subject}: {loc}: {message}" if loc else f"{subject}: {message}")
+    return "\n".join(lines)
+
+
+def parse_webapp(body: Mapping[str, Any]) -> WebApp:
+    """Validate a WebApp body; raise InvalidConfig naming the object and each bad field."""
+    meta = body.get("metadata") or {}
+    subject = f"WebApp {meta.get('namespace', 'default')}/{meta.get('name', '?')}"
+    if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
+        msg = f"{subject}: apiVersion must be {API_VERSION} and kind {KIND}"
+        raise InvalidConfig(msg)
+    try:
+        return WebApp.model_validate(body)
+    except ValidationError as error:
+        raise InvalidConfig(format_validation_error(error, subject)) from None
