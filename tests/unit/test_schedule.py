@@ -393,6 +393,40 @@ def test_rotation_comes_early_when_the_latest_revision_expires_first() -> None:
     assert not answered.notify
 
 
+def test_monthly_with_30_day_expiry_as_in_the_docs() -> None:
+    """docs/secrets-schedule.md, "Example: early rotation because of expiry"."""
+    expire = schedule.parse_expire("30d")
+
+    def latest(number: int, created: str) -> LatestRevision:
+        return LatestRevision(number, t(created), expire.expiry_for(t(created)))
+
+    first = schedule.plan_rotation(
+        MONTHLY, None, latest(1, "2025-01-31T09:00"), t("2025-01-31T09:00")
+    )
+    assert first.wake_at == t("2025-02-28T09:00")
+    due = schedule.plan_rotation(
+        MONTHLY, first.state, latest(1, "2025-01-31T09:00"), t("2025-02-28T09:00")
+    )
+    assert due.notify
+    assert not due.early
+    second = schedule.plan_rotation(
+        MONTHLY, due.state, latest(2, "2025-02-28T09:10"), t("2025-02-28T09:10")
+    )
+    assert second.state is not None
+    assert second.state.next_rotation == t("2025-03-31T09:00")
+    assert second.wake_at == t("2025-03-30T09:05")
+    early = schedule.plan_rotation(
+        MONTHLY, second.state, latest(2, "2025-02-28T09:10"), t("2025-03-30T09:05")
+    )
+    assert early.notify
+    assert early.early
+    third = schedule.plan_rotation(
+        MONTHLY, early.state, latest(3, "2025-03-30T09:07"), t("2025-03-30T09:07")
+    )
+    assert third.state == RotationState("monthly", t("2025-03-30T09:07"), t("2025-04-30T09:07"))
+    assert third.wake_at == t("2025-04-29T09:02")
+
+
 @pytest.mark.parametrize(
     ("expires", "due_since", "early"),
     [
