@@ -1,0 +1,326 @@
+"""Render a WebApp into the objects the operator applies. Pure: no I/O, clock or randomness.
+
+What is rendered, for a WebApp `shop` in namespace `demo`:
+
+- one immutable environment snapshot, a Secret `shop-env-<digest>` holding every variable;
+  `<digest>` is an HMAC-SHA256 of the whole environment under the operator's snapshot key, so the
+  name changes exactly when the content changes and says nothing about the values to anyone
+  without the key (a plain hash of a weak password could be brute-forced from a pod spec);
+- the `web` Deployment `shop` and its Service `shop`;
+- one Deployment `shop-<process>` per `*-worker` process;
+- one Deployment `shop-<process>` per `*-scheduler` process: one replica, `Recreate` strategy,
+  so two pods never run at once.
+
+Every container of every process reads the same snapshot through `envFrom` (invariant 1), and no
+value is ever inlined in a pod template (invariant 2). A pod template changes exactly when the
+snapshot name changes, so one change of environment is one rollout of each process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from webapp_operator import API_VERSION, KIND
+from webapp_operator.domain import envrules
+from webapp_operator.domain.errors import InvalidConfig
+from webapp_operator.domain.model import (
+    ProcessSpec,
+    Resources,
+    WebApp,
+    process_kind,
+)
+
+MANAGED_BY: Final = "webapp-operator"
+LABEL_WEBAPP: Final = "twelvefactor.dev/webapp"
+LABEL_PROCESS: Final = "twelvefactor.dev/process"
+LABEL_ENVIRONMENT: Final = "twelvefactor.dev/environment-of"
+ANNOTATION_SOURCES: Final = "twelvefactor.dev/sources"
+# A Secret holds at most 1 MiB; leave room for metadata.
+MAX_SNAPSHOT_BYTES: Final = 1_000_000
+DIGEST_LENGTH: Final = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator-wide settings that shape what is rendered."""
+
+    snapshot_key: bytes = field(repr=False)
+    proxy: envrules.ProxySettings = field(default_factory=envrules.ProxySettings)
+    # Old ReplicaSets kept per Deployment for `kubectl rollout undo`; their snapshots are kept too.
+    revision_history_limit: int = 3
+    default_resources: Resources | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedSecret:
+    """A secret option (or integration) resolved to the revision the app tracks."""
+
+    option: str
+    namespace: str
+    name: str
+    revision: int | None
+    data: Mapping[str, str] = field(repr=False)
+
+    @property
+    def source(self) -> str:
+        ref = f"{self.namespace}/{self.name}"
+        return ref if self.revision is None else f"{ref}#{self.revision}"
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """Everything the renderer needs, gathered by the caller."""
+
+    webapp: WebApp
+    secrets: Mapping[str, ResolvedSecret]
+    integrations: Mapping[str, ResolvedSecret]
+    generated_secret_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The desired objects of one WebApp."""
+
+    environment: envrules.Environment
+    snapshot: dict[str, Any] = field(repr=False)
+    deployments: tuple[dict[str, Any], ...]
+    service: dict[str, Any]
+
+    @property
+    def snapshot_name(self) -> str:
+        return str(self.snapshot["metadata"]["name"])
+
+    def objects(self) -> list[dict[str, Any]]:
+        """In apply order: the snapshot first, so no pod can start before it exists."""
+        return [self.snapshot, *self.deployments, self.service]
+
+
+def deployment_name(app: str, process: str) -> str:
+    """`shop` for the web process, `shop-celery-worker` for the others."""
+    process = process.lower()
+    return app if process == "web" else f"{app}-{process}"
+
+
+def selector_labels(app: str, process: str) -> dict[str, str]:
+    """The immutable selector of one process's pods."""
+    return {LABEL_WEBAPP: app, LABEL_PROCESS: process.lower()}
+
+
+def common_labels(webapp: WebApp) -> dict[str, str]:
+    """Kubernetes' recommended labels plus ours."""
+    return {
+        "app.kubernetes.io/name": webapp.name,
+        "app.kubernetes.io/instance": webapp.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": webapp.name,
+        LABEL_WEBAPP: webapp.name,
+    }
+
+
+def owner_references(webapp: WebApp) -> list[dict[str, Any]]:
+    """The WebApp controls everything rendered for it (and garbage-collects it)."""
+    if not webapp.metadata.uid:
+        return []
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": webapp.name,
+            "uid": webapp.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def _metadata(webapp: WebApp, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": webapp.namespace,
+        "labels": dict(labels),
+    }
+    owners = owner_references(webapp)
+    if owners:
+        meta["ownerReferences"] = owners
+    return meta
+
+
+def snapshot_digest(variables: Mapping[str, str], key: bytes) -> str:
+    """A keyed digest of the whole environment: stable, and blind without the key."""
+    canonical = json.dumps(dict(sorted(variables.items())), separators=(",", ":"))
+    mac = hmac.new(key, canonical.encode(), hashlib.sha256).digest()
+    # base32 lower-case is valid in DNS names; 10 characters = 50 bits.
+    return base64.b32encode(mac).decode().lower()[:DIGEST_LENGTH]
+
+
+def _sources_annotation(inputs: RenderInputs) -> str:
+    """Which revision of which Secret the snapshot holds: names and numbers, no values."""
+    items = [f"secret:{opt}={ref.source}" for opt, ref in sorted(inputs.secrets.items())]
+    items += [
+        f"integration:{name}={ref.source}" for name, ref in sorted(inputs.integrations.items())
+    ]
+    return ",".join(items)
+
+
+def _snapshot(
+    inputs: RenderInputs, environment: envrules.Environment, settings: Settings
+) -> dict[str, Any]:
+    webapp = inputs.webapp
+    variables = environment.as_dict()
+    size = sum(len(k) + len(v.encode()) for k, v in variables.items())
+    if size > MAX_SNAPSHOT_BYTES:
+        msg = (
+            f"WebApp {webapp.namespace}/{webapp.name}: the environment is {size} bytes; "
+            f"a Kubernetes Secret holds at most {MAX_SNAPSHOT_BYTES}"
+        )
+        raise InvalidConfig(msg)
+    name = f"{webapp.name}-env-{snapshot_digest(variables, settings.snapshot_key)}"
+    labels = {**common_labels(webapp), LABEL_ENVIRONMENT: webapp.name}
+    meta = _metadata(webapp, name, labels)
+    sources = _sources_annotation(inputs)
+    if sources:
+        meta["annotations"] = {ANNOTATION_SOURCES: sources}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "immutable": True,
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(variables.items())},
+    }
+
+
+def _resources(process: ProcessSpec, webapp: WebApp, settings: Settings) -> dict[str, Any] | None:
+    chosen = process.resources or webapp.spec.resources or settings.default_resources
+    if chosen is None:
+        return None
+    return chosen.model_dump(by_alias=True, exclude_none=True)
+
+
+def _replicas(name: str, process: ProcessSpec, webapp: WebApp) -> int:
+    kind = process_kind(name)
+    if kind == "scheduler":
+        return 1
+    if process.replicas is not None:
+        return process.replicas
+    return webapp.spec.replicas if kind == "web" else 1
+
+
+def _container(
+    name: str, process: ProcessSpec, webapp: WebApp, snapshot: str, port: int, settings: Settings
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name.lower(), "image": webapp.spec.image}
+    if process.command is not None:
+        container["command"] = list(process.command)
+    if process.args is not None:
+        container["args"] = list(process.args)
+    if webapp.spec.image_pull_policy is not None:
+        container["imagePullPolicy"] = webapp.spec.image_pull_policy
+    container["envFrom"] = [{"secretRef": {"name": snapshot}}]
+    if process_kind(name) == "web":
+        container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    resources = _resources(process, webapp, settings)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def _deployment(
+    name: str, process: ProcessSpec, webapp: WebApp, snapshot: str, port: int, settings: Settings
+) -> dict[str, Any]:
+    kind = process_kind(name)
+    selector = selector_labels(webapp.name, name)
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower(), **selector}
+    pod_spec: dict[str, Any] = {
+        "containers": [_container(name, process, webapp, snapshot, port, settings)],
+    }
+    if webapp.spec.service_account_name:
+        pod_spec["serviceAccountName"] = webapp.spec.service_account_name
+    strategy: dict[str, Any] = (
+        {"type": "Recreate"}
+        if kind == "scheduler"
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(webapp, deployment_name(webapp.name, name), labels),
+        "spec": {
+            "replicas": _replicas(name, process, webapp),
+            "revisionHistoryLimit": settings.revision_history_limit,
+            "selector": {"matchLabels": selector},
+            "strategy": strategy,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def _service(webapp: WebApp, port: int) -> dict[str, Any]:
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": "web"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(webapp, webapp.name, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(webapp.name, "web"),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def environment_of(inputs: RenderInputs, settings: Settings) -> envrules.Environment:
+    """The flattened environment every container of the app sees."""
+    spec = inputs.webapp.spec
+    return envrules.build_environment(
+        envrules.EnvInputs(
+            framework=spec.framework,
+            app_name=inputs.webapp.name,
+            namespace=inputs.webapp.namespace,
+            port=spec.port,
+            config=dict(spec.config or {}),
+            secrets={opt: ref.data for opt, ref in inputs.secrets.items()},
+            integrations={name: ref.data for name, ref in inputs.integrations.items()},
+            generated_secret_key=inputs.generated_secret_key,
+            base_url=spec.base_url,
+            proxy=settings.proxy,
+        )
+    )
+
+
+def _check_unique_names(webapp: WebApp) -> None:
+    seen: dict[str, str] = {}
+    for name in webapp.spec.process_specs():
+        lowered = name.lower()
+        if lowered in seen:
+            msg = (
+                f"WebApp {webapp.namespace}/{webapp.name}: processes {seen[lowered]!r} and "
+                f"{name!r} differ only in case; process names must be unique ignoring case"
+            )
+            raise InvalidConfig(msg)
+        seen[lowered] = name
+
+
+def render(inputs: RenderInputs, settings: Settings) -> Rendered:
+    """The snapshot, the Deployments and the Service of one WebApp."""
+    webapp = inputs.webapp
+    _check_unique_names(webapp)
+    environment = environment_of(inputs, settings)
+    snapshot = _snapshot(inputs, environment, settings)
+    name = snapshot["metadata"]["name"]
+    port = webapp.spec.port or envrules.default_port(webapp.spec.framework)
+    processes = webapp.spec.process_specs()
+    order = sorted(processes, key=lambda p: (p.lower() != "web", p.lower()))
+    deployments = tuple(_deployment(p, processes[p], webapp, name, port, settings) for p in order)
+    return Rendered(
+        environment=environment,
+        snapshot=snapshot,
+        deployments=deployments,
+        service=_service(webapp, port),
+    )

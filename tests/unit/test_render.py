@@ -1,0 +1,204 @@
+"""Rendering: the processes, the one shared snapshot, and no value outside it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webapp_operator.domain import model, render
+from webapp_operator.domain.errors import InvalidConfig
+
+KEY = b"test-snapshot-key"
+SETTINGS = render.Settings(snapshot_key=KEY)
+PASSWORD = "canary-Pa55-9d1e"
+
+
+def app(uid: str | None = "uid-1", **spec: Any) -> model.WebApp:
+    base: dict[str, Any] = {
+        "framework": "flask",
+        "image": "example/app:1",
+        "replicas": 2,
+        "processes": {
+            "web": {"command": ["gunicorn"]},
+            "celery-worker": {"command": ["celery", "worker"], "replicas": 3},
+            "celery-beat-scheduler": {"command": ["celery", "beat"]},
+        },
+        "config": {"greeting": "hello"},
+        "secrets": {"credentials": {"secretName": "credentials"}},
+    }
+    base.update(spec)
+    meta: dict[str, Any] = {"name": "shop", "namespace": "demo"}
+    if uid:
+        meta["uid"] = uid
+    return model.parse_webapp(
+        {
+            "apiVersion": "twelvefactor.dev/v1alpha1",
+            "kind": "WebApp",
+            "metadata": meta,
+            "spec": base,
+        }
+    )
+
+
+def inputs(
+    webapp: model.WebApp, password: str = PASSWORD, revision: int = 1
+) -> render.RenderInputs:
+    creds = render.ResolvedSecret(
+        option="credentials",
+        namespace="demo",
+        name="credentials",
+        revision=revision,
+        data={"username": "admin", "password": password},
+    )
+    return render.RenderInputs(
+        webapp=webapp,
+        secrets={"credentials": creds} if webapp.spec.secrets else {},
+        integrations={},
+        generated_secret_key="generated-key-value",
+    )
+
+
+def decoded(snapshot: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in snapshot["data"].items()}
+
+
+def test_seed_processes_share_one_snapshot() -> None:
+    result = render.render(inputs(app()), SETTINGS)
+    names = [d["metadata"]["name"] for d in result.deployments]
+    assert names == ["shop", "shop-celery-beat-scheduler", "shop-celery-worker"]
+    env_from = {
+        json.dumps(c["envFrom"])
+        for d in result.deployments
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert env_from == {json.dumps([{"secretRef": {"name": result.snapshot_name}}])}
+    env = decoded(result.snapshot)
+    assert env["FLASK_CREDENTIALS_USERNAME"] == "admin"
+    assert env["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD
+    assert env["FLASK_GREETING"] == "hello"
+
+
+def test_snapshot_is_immutable_and_owned() -> None:
+    snapshot = render.render(inputs(app()), SETTINGS).snapshot
+    assert snapshot["immutable"] is True
+    assert snapshot["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert snapshot["metadata"]["annotations"][render.ANNOTATION_SOURCES] == (
+        "secret:credentials=demo/credentials#1"
+    )
+
+
+def test_replicas_and_strategies() -> None:
+    by_name = {
+        d["metadata"]["name"]: d["spec"] for d in render.render(inputs(app()), SETTINGS).deployments
+    }
+    assert by_name["shop"]["replicas"] == 2
+    assert by_name["shop-celery-worker"]["replicas"] == 3
+    scheduler = by_name["shop-celery-beat-scheduler"]
+    assert scheduler["replicas"] == 1
+    assert scheduler["strategy"] == {"type": "Recreate"}
+    assert by_name["shop"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_service_selects_only_web_pods() -> None:
+    result = render.render(inputs(app()), SETTINGS)
+    web = result.deployments[0]
+    assert result.service["metadata"]["name"] == "shop"
+    assert result.service["spec"]["selector"] == web["spec"]["selector"]["matchLabels"]
+    assert result.service["spec"]["ports"][0]["port"] == 8000
+    assert web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8000
+
+
+def test_recommended_labels_and_owner_on_every_object() -> None:
+    for obj in render.render(inputs(app()), SETTINGS).objects():
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "webapp-operator"
+        assert labels["app.kubernetes.io/instance"] == "shop"
+        assert obj["metadata"]["ownerReferences"][0]["kind"] == "WebApp"
+
+
+def test_no_owner_reference_without_uid() -> None:
+    result = render.render(inputs(app(uid=None)), SETTINGS)
+    assert all("ownerReferences" not in o["metadata"] for o in result.objects())
+
+
+def test_snapshot_name_changes_exactly_when_content_changes() -> None:
+    first = render.render(inputs(app()), SETTINGS).snapshot_name
+    same = render.render(inputs(app(), revision=1), SETTINGS).snapshot_name
+    changed = render.render(inputs(app(), password="other"), SETTINGS).snapshot_name
+    replicas_only = render.render(inputs(app(replicas=5)), SETTINGS).snapshot_name
+    assert first == same == replicas_only
+    assert changed != first
+
+
+def test_snapshot_name_is_keyed() -> None:
+    first = render.render(inputs(app()), SETTINGS).snapshot_name
+    other_key = render.render(inputs(app()), render.Settings(snapshot_key=b"other")).snapshot_name
+    assert first != other_key
+
+
+def test_a_replica_change_does_not_touch_pod_templates() -> None:
+    one = render.render(inputs(app()), SETTINGS).deployments
+    two = render.render(inputs(app(replicas=7)), SETTINGS).deployments
+    assert [d["spec"]["template"] for d in one] == [d["spec"]["template"] for d in two]
+
+
+def test_processes_differing_only_in_case_are_refused() -> None:
+    webapp = app(processes={"a-worker": {}, "A-worker": {}})
+    with pytest.raises(InvalidConfig, match="differ only in case"):
+        render.render(inputs(webapp), SETTINGS)
+
+
+def test_an_oversized_environment_is_refused_by_name() -> None:
+    big = "x" * 1_100_000
+    with pytest.raises(InvalidConfig, match="at most") as raised:
+        render.render(inputs(app(), password=big), SETTINGS)
+    assert big[:20] not in raised.value.message
+
+
+def test_default_single_web_process() -> None:
+    result = render.render(inputs(app(processes=None, framework="fastapi")), SETTINGS)
+    assert [d["metadata"]["name"] for d in result.deployments] == ["shop"]
+    assert result.service["spec"]["ports"][0]["port"] == 8080
+
+
+def test_resources_fall_back_from_process_to_spec_to_settings() -> None:
+    webapp = app(
+        resources={"limits": {"memory": "256Mi"}},
+        processes={"web": {}, "a-worker": {"resources": {"requests": {"cpu": "100m"}}}},
+    )
+    by_name = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]
+        for d in render.render(inputs(webapp), SETTINGS).deployments
+    }
+    assert by_name["shop"]["resources"] == {"limits": {"memory": "256Mi"}}
+    assert by_name["shop-a-worker"]["resources"] == {"requests": {"cpu": "100m"}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    password=st.text(min_size=8, max_size=64).filter(lambda s: s.strip() == s and len(set(s)) > 3),
+    username=st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=32
+    ),
+)
+def test_no_secret_value_outside_the_snapshot(password: str, username: str) -> None:
+    # A marker no rendered name contains, so a hit can only be a leak.
+    password, username = f"cnry:{password}", f"cnry:{username}"
+    webapp = app()
+    creds = render.ResolvedSecret(
+        "credentials", "demo", "credentials", 1, {"username": username, "password": password}
+    )
+    result = render.render(
+        render.RenderInputs(webapp=webapp, secrets={"credentials": creds}, integrations={}),
+        SETTINGS,
+    )
+    outside = json.dumps([*result.deployments, result.service, result.snapshot["metadata"]])
+    for value in (password, username):
+        assert value not in outside
+        assert base64.b64encode(value.encode()).decode() not in outside
+    assert password not in repr(result)
