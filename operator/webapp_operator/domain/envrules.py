@@ -911,7 +911,11 @@ def _rabbitmq(data: Mapping[str, str], framework: Framework) -> dict[str, str]:
         uri = _connection_uri("rabbitmq", data, scheme="amqp", default_port="5672")
         uri += "/" + urllib.parse.quote(_pick(data, "vhost") or "/", safe="")
     parsed = _parse("rabbitmq", uri)
-    vhost = urllib.parse.unquote(parsed.path.split("/")[1]) if len(parsed.path) > 1 else None
+    # paas-charm's rule (the first path segment), without its crash on a path with no "/".
+    segments = parsed.path.split("/")
+    vhost = (
+        urllib.parse.unquote(segments[1]) if len(parsed.path) > 1 and len(segments) > 1 else None
+    )
     if framework == "springboot":
         variables = {
             "spring.rabbitmq.virtual-host": vhost or "/",
