@@ -29,9 +29,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from webapp_operator import API_VERSION, KIND
+from webapp_operator.domain.envrules import INTEGRATIONS, Framework
 from webapp_operator.domain.errors import InvalidConfig
-
-Framework = Literal["flask", "django", "fastapi", "go", "expressjs", "springboot", "generic"]
 
 # A process is `web`, or ends in `-worker` or `-scheduler` (case-insensitive, as in paas-charm).
 PROCESS_NAME_PATTERN = r"^(?i:web|[a-z0-9]([-a-z0-9]*[a-z0-9])?-(worker|scheduler))$"
@@ -43,7 +42,6 @@ OPTION_NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
 SECRET_REF_PATTERN = rf"^({DNS_LABEL}/)?{DNS_SUBDOMAIN}$"
-INTEGRATIONS = ("postgresql", "mysql", "mongodb", "redis", "rabbitmq", "s3", "smtp", "tracing")
 APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
 APP_SECRET_KEY_ID_OPTION = "app-secret-key-id"  # noqa: S105 (an option name)
 
