@@ -27,6 +27,7 @@ from webapp_operator.domain.errors import (
     InvalidSecretKey,
     RevisionNotFound,
     SecretNotFound,
+    SecretNotGranted,
 )
 from webapp_operator.domain.model import WebApp
 from webapp_operator.domain.render import RenderInputs, ResolvedSecret
@@ -164,12 +165,15 @@ def resolve_one(
             f"opt it in with: kubectl label secret {name} -n {namespace} {OPT_IN_LABEL}=true"
         )
         raise SecretNotFound(msg)
-    grants.check_granted(
-        namespace,
-        name,
-        source.annotations.get(grants.GRANT_ANNOTATION),
-        grants.AppRef(namespace=webapp.namespace, name=webapp.name),
-    )
+    try:
+        grants.check_granted(
+            namespace,
+            name,
+            source.annotations.get(grants.GRANT_ANNOTATION),
+            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
+        )
+    except SecretNotGranted as error:
+        raise SecretNotGranted(f"{subject}: {error.message}") from None
     content = source
     revision = lookup.latest_revision(namespace, name)
     if pin is not None:
