@@ -783,7 +783,7 @@ def _connection_uri(
             raise InvalidConfig(msg)
         hostport = first
     user = _pick(data, "username", "user")
-    password = data.get("password")
+    password = _pick(data, "password")
     userinfo = ""
     if user is not None or password is not None:
         userinfo = urllib.parse.quote(user or "", safe="")
