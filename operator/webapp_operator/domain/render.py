@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from webapp_operator import API_VERSION, KIND
-from webapp_operator.domain import envrules
+from webapp_operator.domain import envrules, revisions
 from webapp_operator.domain.errors import InvalidConfig
 from webapp_operator.domain.model import (
     ProcessSpec,
@@ -181,7 +181,11 @@ def _snapshot(
         )
         raise InvalidConfig(msg)
     name = f"{webapp.name}-env-{snapshot_digest(variables, settings.snapshot_key)}"
-    labels = {**common_labels(webapp), LABEL_ENVIRONMENT: webapp.name}
+    labels = {
+        **common_labels(webapp),
+        revisions.MANAGED_LABEL: revisions.KIND_ENVIRONMENT,
+        LABEL_ENVIRONMENT: webapp.name,
+    }
     meta = _metadata(webapp, name, labels)
     sources = _sources_annotation(inputs)
     if sources:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from webapp_operator.domain import grants
+from webapp_operator.domain import grants, revisions
 from webapp_operator.domain.errors import (
     InvalidConfig,
     InvalidSecretKey,
@@ -32,9 +32,9 @@ from webapp_operator.domain.errors import (
 from webapp_operator.domain.model import WebApp
 from webapp_operator.domain.render import RenderInputs, ResolvedSecret
 
-OPT_IN_LABEL: Final = "twelvefactor.dev/secret"
-REVISION_OF_LABEL: Final = "twelvefactor.dev/revision-of"
-REVISION_LABEL: Final = "twelvefactor.dev/revision"
+OPT_IN_LABEL: Final = revisions.MANAGED_LABEL
+REVISION_OF_LABEL: Final = revisions.REVISION_OF_LABEL
+REVISION_LABEL: Final = revisions.REVISION_LABEL
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SecretObject:
 
     @property
     def opted_in(self) -> bool:
-        return self.labels.get(OPT_IN_LABEL) == "true"
+        return self.labels.get(OPT_IN_LABEL) == revisions.KIND_SOURCE
 
     @property
     def revision(self) -> int | None:

@@ -1,0 +1,130 @@
+"""Revision snapshots of source Secrets: names, labels, and the rules that keep or remove them.
+
+A source Secret `credentials` (labelled `twelvefactor.dev/secret: "true"`) has immutable revision
+snapshots `credentials.rev-1`, `credentials.rev-2`, ... created by the operator, one per content
+change, labelled `twelvefactor.dev/revision-of: credentials` and `twelvefactor.dev/revision: "<n>"`.
+Environment snapshots (see `render.py`) are labelled too, so one server-side selector on the key
+`twelvefactor.dev/secret` watches exactly the Secrets the operator manages.
+
+Pure: the caller passes every time and every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from webapp_operator.domain import schedule
+
+# The one label key of every Secret the operator cares about, and its values.
+MANAGED_LABEL: Final = "twelvefactor.dev/secret"
+KIND_SOURCE: Final = "true"
+KIND_REVISION: Final = "revision"
+KIND_ENVIRONMENT: Final = "environment"
+WATCH_SELECTOR: Final = MANAGED_LABEL  # existence: sources, revisions and snapshots
+
+REVISION_OF_LABEL: Final = "twelvefactor.dev/revision-of"
+REVISION_LABEL: Final = "twelvefactor.dev/revision"
+CREATED_ANNOTATION: Final = "twelvefactor.dev/created"
+DESCRIPTION_ANNOTATION: Final = "twelvefactor.dev/description"
+REVISION_SEPARATOR: Final = ".rev-"
+MAX_NAME: Final = 253
+
+
+def revision_name(source: str, number: int) -> str:
+    """`credentials.rev-3`: deterministic, so a retried create cannot make a duplicate."""
+    return f"{source}{REVISION_SEPARATOR}{number}"
+
+
+def revision_labels(source: str, number: int) -> dict[str, str]:
+    return {
+        MANAGED_LABEL: KIND_REVISION,
+        REVISION_OF_LABEL: source,
+        REVISION_LABEL: str(number),
+        "app.kubernetes.io/managed-by": "webapp-operator",
+    }
+
+
+def revision_selector(source: str) -> str:
+    """Label selector of every revision snapshot of `source`."""
+    return f"{MANAGED_LABEL}={KIND_REVISION},{REVISION_OF_LABEL}={source}"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What the operator knows about one revision snapshot (metadata only, no content)."""
+
+    source: str
+    number: int
+    created: datetime
+    expires: datetime | None = None
+
+
+def parse_revision(
+    labels: Mapping[str, str], annotations: Mapping[str, str], created: datetime
+) -> Revision | None:
+    """A Revision from a snapshot's metadata, or None if it is not a revision snapshot."""
+    if labels.get(MANAGED_LABEL) != KIND_REVISION:
+        return None
+    source = labels.get(REVISION_OF_LABEL)
+    number = labels.get(REVISION_LABEL, "")
+    if not source or not number.isdigit() or int(number) < 1:
+        return None
+    stamp = annotations.get(CREATED_ANNOTATION)
+    created_at = schedule.parse_time(stamp, CREATED_ANNOTATION) if stamp else created
+    expiry = annotations.get(schedule.REVISION_EXPIRES_ANNOTATION)
+    expires = schedule.parse_time(expiry, "expiry") if expiry else None
+    return Revision(source=source, number=int(number), created=created_at, expires=expires)
+
+
+def content_digest(data: Mapping[str, bytes], key: bytes) -> str:
+    """A keyed digest of a Secret's content, to see whether content changed.
+
+    Only ever held in memory under a key drawn at process start: never written anywhere.
+    """
+    canonical = json.dumps(
+        {k: v.hex() for k, v in sorted(data.items())}, separators=(",", ":")
+    ).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def removable(
+    numbers: Iterable[int], latest: int | None, tracked: Set[int], in_use: Set[int]
+) -> list[int]:
+    """Revisions that may be removed (invariant 4), oldest first.
+
+    A revision stays while it is the latest, while any observer tracks it, or while a live
+    ReplicaSet of any observer runs on an environment built from it.
+    """
+    keep = set(tracked) | set(in_use)
+    if latest is not None:
+        keep.add(latest)
+    return sorted(n for n in set(numbers) if n not in keep)
+
+
+SOURCES_ITEM_KINDS: Final = ("secret", "integration")
+
+
+def parse_sources(annotation: str | None) -> dict[str, tuple[str, str, int | None]]:
+    """Read an environment snapshot's `twelvefactor.dev/sources` annotation.
+
+    `secret:credentials=demo/credentials#2,integration:postgresql=demo/db#1` ->
+    {"secret:credentials": ("demo", "credentials", 2), ...}. Malformed items are skipped:
+    the annotation is the operator's own, and a skipped item only keeps more revisions.
+    """
+    result: dict[str, tuple[str, str, int | None]] = {}
+    for item in (annotation or "").split(","):
+        option, sep, ref = item.partition("=")
+        if not sep or ":" not in option:
+            continue
+        path, _, number = ref.partition("#")
+        namespace, slash, name = path.partition("/")
+        if not slash or not namespace or not name:
+            continue
+        result[option] = (namespace, name, int(number) if number.isdigit() else None)
+    return result
