@@ -202,3 +202,11 @@ def test_no_secret_value_outside_the_snapshot(password: str, username: str) -> N
         assert value not in outside
         assert base64.b64encode(value.encode()).decode() not in outside
     assert password not in repr(result)
+
+
+def test_port_option_sets_the_service_and_container_port() -> None:
+    result = render.render(inputs(app(framework="go", config={"port": 9000})), SETTINGS)
+    assert result.service["spec"]["ports"][0]["port"] == 9000
+    web = result.deployments[0]["spec"]["template"]["spec"]["containers"][0]
+    assert web["ports"][0]["containerPort"] == 9000
+    assert decoded(result.snapshot)["PORT"] == "9000"

@@ -279,22 +279,20 @@ def _service(webapp: WebApp, port: int) -> dict[str, Any]:
     }
 
 
-def environment_of(inputs: RenderInputs, settings: Settings) -> envrules.Environment:
-    """The flattened environment every container of the app sees."""
+def env_inputs(inputs: RenderInputs, settings: Settings) -> envrules.EnvInputs:
+    """What the env rules need, taken from the WebApp, its resolved secrets and the settings."""
     spec = inputs.webapp.spec
-    return envrules.build_environment(
-        envrules.EnvInputs(
-            framework=spec.framework,
-            app_name=inputs.webapp.name,
-            namespace=inputs.webapp.namespace,
-            port=spec.port,
-            config=dict(spec.config or {}),
-            secrets={opt: ref.data for opt, ref in inputs.secrets.items()},
-            integrations={name: ref.data for name, ref in inputs.integrations.items()},
-            generated_secret_key=inputs.generated_secret_key,
-            base_url=spec.base_url,
-            proxy=settings.proxy,
-        )
+    return envrules.EnvInputs(
+        framework=spec.framework,
+        app_name=inputs.webapp.name,
+        namespace=inputs.webapp.namespace,
+        port=spec.port,
+        config=dict(spec.config or {}),
+        secrets={opt: ref.data for opt, ref in inputs.secrets.items()},
+        integrations={name: ref.data for name, ref in inputs.integrations.items()},
+        generated_secret_key=inputs.generated_secret_key,
+        base_url=spec.base_url,
+        proxy=settings.proxy,
     )
 
 
@@ -315,10 +313,11 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
     """The snapshot, the Deployments and the Service of one WebApp."""
     webapp = inputs.webapp
     _check_unique_names(webapp)
-    environment = environment_of(inputs, settings)
+    rules_inputs = env_inputs(inputs, settings)
+    environment = envrules.build_environment(rules_inputs)
+    port = envrules.effective_port(rules_inputs)
     snapshot = _snapshot(inputs, environment, settings)
     name = snapshot["metadata"]["name"]
-    port = webapp.spec.port or envrules.default_port(webapp.spec.framework)
     processes = webapp.spec.process_specs()
     order = sorted(processes, key=lambda p: (p.lower() != "web", p.lower()))
     deployments = tuple(_deployment(p, processes[p], webapp, name, port, settings) for p in order)
