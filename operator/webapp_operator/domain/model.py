@@ -431,6 +431,10 @@ class SecretStatus(_Model):
     latest_revision: int | None = Field(
         default=None, description="The newest revision: what a refresh would move to (peek)."
     )
+    notified_revision: int | None = Field(
+        default=None,
+        description="The latest revision a SecretChanged Event was sent for (manual refresh).",
+    )
 
 
 class WebAppStatus(_Model):
@@ -445,6 +449,10 @@ class WebAppStatus(_Model):
     )
     environment: str | None = Field(
         default=None, description="Name of the immutable environment snapshot the pods use."
+    )
+    refreshed: str | None = Field(
+        default=None,
+        description="The last twelvefactor.dev/refresh request handled (kubectl webapp refresh).",
     )
 
 

@@ -1,0 +1,93 @@
+"""`webapp-operator run`: the controller, on Kopf.
+
+With no `--namespace`, it watches all namespaces (`--all-namespaces` says so explicitly).
+The cluster comes from KUBECONFIG / ~/.kube/config, or the in-cluster ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "run",
+        help="run the controller",
+        description="Run the operator: reconcile WebApps and their secrets.",
+    )
+    scope = cmd.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch only this namespace (repeatable)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)"
+    )
+    cmd.add_argument(
+        "--operator-namespace",
+        default=os.environ.get("WEBAPP_OPERATOR_NAMESPACE", "webapp-operator"),
+        help="where the operator keeps its keys (default: $WEBAPP_OPERATOR_NAMESPACE or "
+        "webapp-operator)",
+    )
+    cmd.add_argument("--concurrency", type=int, default=8, help="parallel reconciles (8)")
+    cmd.add_argument(
+        "--coalesce-delay",
+        type=float,
+        default=0.2,
+        help="seconds to wait for more secret changes before rolling an app (0.2)",
+    )
+    cmd.add_argument(
+        "--revision-history-limit",
+        type=int,
+        default=3,
+        help="old ReplicaSets (and their snapshots) kept per process for rollout undo (3)",
+    )
+    cmd.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    cmd.add_argument("--log-format", choices=("plain", "full", "json"), default="full")
+    cmd.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+    cmd.add_argument("--debug", action="store_true", help="log at DEBUG")
+    cmd.add_argument("--clock-offset-file", default=None, help=argparse.SUPPRESS)
+    cmd.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from webapp_operator.controller import handlers  # noqa: F401 (registers the handlers)
+
+    formats = {
+        "plain": kopf.LogFormat.PLAIN,
+        "full": kopf.LogFormat.FULL,
+        "json": kopf.LogFormat.JSON,
+    }
+    kopf.configure(debug=args.debug, verbose=args.verbose, log_format=formats[args.log_format])
+    if not (args.debug or args.verbose):
+        logging.getLogger().setLevel(logging.WARNING)
+    options: dict[str, Any] = {
+        "namespaces": args.namespaces,
+        "operator_namespace": args.operator_namespace,
+        "concurrency": args.concurrency,
+        "coalesce_delay": args.coalesce_delay,
+        "revision_history_limit": args.revision_history_limit,
+        "clock_offset_file": args.clock_offset_file,
+    }
+    kopf.run(
+        clusterwide=not args.namespaces,
+        namespaces=args.namespaces or [],
+        memo=kopf.Memo(options=options),
+        liveness_endpoint=args.liveness,
+        standalone=True,
+    )
+    return 0

@@ -1,0 +1,366 @@
+"""Kopf registration: indexes, thin event handlers, deliberate settings, the worker pool.
+
+Why these Kopf features and no others:
+
+- `@kopf.index` keeps compact entries of every watched object in memory. Kopf holds back all
+  handlers until every index has its initial listing, so the first reconcile after a restart
+  already sees the whole cluster and finds nothing to write (invariant 7).
+- `@kopf.on.event` handlers only enqueue keys. They keep no diff-base and no progress
+  annotations, so Kopf never writes a Secret's data into an annotation (invariant 2); no
+  change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
+- Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
+  snapshots), Deployments, ReplicaSets and Services by `managed-by=webapp-operator`; memory does
+  not grow with unrelated objects.
+- Posting of log messages as Kubernetes Events is off: the operator posts its own Events, whose
+  texts name objects and never values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import kopf
+
+from webapp_operator.controller import reconcile, state, workqueue
+from webapp_operator.domain import envrules, render, revisions
+from webapp_operator.kube import client as kube
+
+logger = logging.getLogger(__name__)
+
+MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=webapp-operator"
+KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
+SNAPSHOT_KEY_FIELD: Final = "snapshot-key"
+WEBAPP_DELAY: Final = 0.05
+
+
+class SystemClock:
+    """Wall-clock time, optionally shifted by the seconds in a file (for tests of schedules)."""
+
+    def __init__(self, offset_file: str | None = None) -> None:
+        self.offset_file = offset_file
+
+    def now(self) -> datetime:
+        now = datetime.now(UTC)
+        if self.offset_file:
+            try:
+                with open(self.offset_file) as handle:
+                    from datetime import timedelta
+
+                    now += timedelta(seconds=float(handle.read().strip() or 0))
+            except (OSError, ValueError):
+                pass
+        return now
+
+
+class Runtime:
+    """Everything the handlers share, created at start-up and kept in Kopf's memo."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.options = dict(options)
+        self.counter = kube.RequestCounter()
+        self.queue: workqueue.WorkQueue[reconcile.Key] = workqueue.WorkQueue()
+        self.ready = asyncio.Event()
+        self.ctx: reconcile.Context | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.coalesce = float(self.options.get("coalesce_delay", 0.2))
+        self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
+
+    def webapp(self, namespace: str, name: str, delay: float = WEBAPP_DELAY) -> None:
+        self.queue.add(("webapp", namespace, name), delay, max_wait=self.coalesce_max)
+
+    def secret(self, namespace: str, name: str, delay: float = 0.0) -> None:
+        self.queue.add(("secret", namespace, name), delay)
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+# ----------------------------------------------------------------------------- indexes
+
+
+@kopf.index("v1", "secrets")
+def managed_secrets(body: kopf.Body, **_: Any) -> dict[Any, state.SecretEntry] | None:
+    """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots."""
+    entry = state.secret_entry(body)
+    if not entry.kind:
+        return None
+    keys: dict[Any, state.SecretEntry] = {entry.key: entry}
+    if entry.kind == revisions.KIND_ENVIRONMENT:
+        app = entry.labels.get(render.LABEL_ENVIRONMENT)
+        if app:
+            keys[("env-of", entry.namespace, app)] = entry
+    return keys
+
+
+@kopf.index("v1", "secrets")
+def secret_revisions(body: kopf.Body, **_: Any) -> dict[Any, state.SecretEntry] | None:
+    """(ns, source) -> revision snapshots of that source."""
+    entry = state.secret_entry(body)
+    if entry.kind != revisions.KIND_REVISION or not entry.source_name:
+        return None
+    return {(entry.namespace, entry.source_name): entry}
+
+
+@kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
+def webapps(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
+    ns = namespace or ""
+    return {(ns, name): state.WebAppEntry(ns, name, copy.deepcopy(dict(body)))}
+
+
+@kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
+def observers(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
+    """(secret ns, secret name) -> (app ns, app name), including the app's own secret key."""
+    ns = namespace or ""
+    refs = state.observed_refs(body)
+    refs.append((ns, f"{name}{reconcile.SECRET_KEY_SUFFIX}"))
+    return dict.fromkeys(refs, (ns, name))
+
+
+def _workload(kind: str, body: kopf.Body) -> dict[Any, Any] | None:
+    entry = state.workload_entry(kind, body)
+    if entry is None:
+        return None
+    return {(entry.namespace, entry.app): entry}
+
+
+@kopf.index("apps", "v1", "deployments")
+def deployment_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+    return _workload("Deployment", body)
+
+
+@kopf.index("apps", "v1", "replicasets")
+def replicaset_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+    return _workload("ReplicaSet", body)
+
+
+@kopf.index("v1", "services")
+def service_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+    return _workload("Service", body)
+
+
+class _Workloads:
+    """Deployments, ReplicaSets and Services of an app, from three Kopf indexes, as one."""
+
+    def __init__(self, *stores: Any) -> None:
+        self.stores = stores
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        found = [entry for store in self.stores for entry in (store.get(key) or [])]
+        return found or default
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def _touch(memo: Any) -> Runtime:
+    runtime = _runtime(memo)
+    runtime.ready.set()  # Kopf runs no handler before every index is populated.
+    return runtime
+
+
+@kopf.on.event("twelvefactor.dev", "v1alpha1", "webapps")
+async def on_webapp(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    runtime = _touch(memo)
+    runtime.webapp(namespace or "", name, 0.0)
+    # Tracking may have moved: the revisions it used may now be prunable.
+    for ref in state.observed_refs(body):
+        runtime.secret(*ref, delay=runtime.coalesce)
+
+
+@kopf.on.event("v1", "secrets")
+async def on_secret(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    runtime = _touch(memo)
+    namespace = namespace or ""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    kind = labels.get(revisions.MANAGED_LABEL)
+    if kind == revisions.KIND_SOURCE:
+        source = name
+    elif kind == revisions.KIND_REVISION:
+        source = labels.get(revisions.REVISION_OF_LABEL, "")
+    else:
+        return
+    runtime.secret(namespace, source)
+    ctx = runtime.ctx
+    if ctx is None:
+        return
+    for app_ns, app_name in set(ctx.indexes.observers.get((namespace, source)) or []):
+        runtime.webapp(app_ns, app_name, delay=runtime.coalesce)
+
+
+async def _on_workload(body: kopf.Body, namespace: str | None, memo: Any) -> None:
+    runtime = _touch(memo)
+    namespace = namespace or ""
+    app = ((body.get("metadata") or {}).get("labels") or {}).get(render.LABEL_WEBAPP)
+    if not app:
+        return
+    runtime.webapp(namespace, app)
+    ctx = runtime.ctx
+    entry = None if ctx is None else reconcile._one(ctx.indexes.webapps, (namespace, app))
+    if entry is not None:
+        for ref in state.observed_refs(entry.body):
+            runtime.secret(*ref, delay=runtime.coalesce)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def on_deployment(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    await _on_workload(body, namespace, memo)
+
+
+@kopf.on.event("apps", "v1", "replicasets")
+async def on_replicaset(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    await _on_workload(body, namespace, memo)
+
+
+@kopf.on.event("v1", "services")
+async def on_service(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    await _on_workload(body, namespace, memo)
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Kopf settings, each chosen on purpose (see docs/operator.md)."""
+    settings.watching.label_selectors[("v1", "secrets")] = revisions.WATCH_SELECTOR
+    for resource in (("apps", "deployments"), ("apps", "replicasets"), ("v1", "services")):
+        settings.watching.label_selectors[resource] = MANAGED_SELECTOR
+    settings.posting.enabled = False
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    # Event and index handlers persist nothing; with no change-detecting handler registered,
+    # Kopf's diff-base (an annotation holding the whole body) is never written. Progress goes
+    # to status, never to annotations, should a handler with progress ever be added.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+
+
+async def _keys(client: Any, namespace: str) -> bytes:
+    """The snapshot key: created once in the operator's namespace, then only read."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.core_v1 import Secret
+
+    try:
+        found = await client.get(Secret, KEYS_SECRET, namespace=namespace)
+        return bytes.fromhex(_unb64((found.data or {})[SNAPSHOT_KEY_FIELD]))
+    except ApiError as error:
+        if not kube.is_not_found(error):
+            raise
+    key = secrets.token_bytes(32)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": KEYS_SECRET,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "webapp-operator"},
+        },
+        "type": "Opaque",
+        "data": {SNAPSHOT_KEY_FIELD: _b64(key.hex())},
+    }
+    try:
+        await client.create(Secret.from_dict(body))
+    except ApiError as error:
+        if not kube.is_already_exists(error):
+            raise
+        return await _keys(client, namespace)
+    return key
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    import base64
+
+    return base64.b64decode(text).decode()
+
+
+def _proxy() -> envrules.ProxySettings:
+    return envrules.ProxySettings(
+        http_proxy=os.environ.get("WEBAPP_HTTP_PROXY") or None,
+        https_proxy=os.environ.get("WEBAPP_HTTPS_PROXY") or None,
+        no_proxy=os.environ.get("WEBAPP_NO_PROXY") or None,
+    )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) -> None:
+    """Configure Kopf, load the snapshot key, and start the workers (they wait for indexes)."""
+    configure(settings)
+    runtime = Runtime(memo.options)
+    memo.runtime = runtime
+    api = kube.async_client(runtime.counter)
+    options = runtime.options
+    snapshot_key = await _keys(api, options["operator_namespace"])
+    runtime.ctx = reconcile.Context(
+        indexes=reconcile.Indexes(
+            secrets=indexes["managed_secrets"],
+            revisions=indexes["secret_revisions"],
+            webapps=indexes["webapps"],
+            observers=indexes["observers"],
+            workloads=_Workloads(
+                indexes["deployment_index"], indexes["replicaset_index"], indexes["service_index"]
+            ),
+        ),
+        writer=kube.Gateway(api, runtime.counter),
+        clock=SystemClock(options.get("clock_offset_file")),
+        settings=render.Settings(
+            snapshot_key=snapshot_key,
+            proxy=_proxy(),
+            revision_history_limit=int(options.get("revision_history_limit", 3)),
+        ),
+        digest_key=secrets.token_bytes(32),
+        new_secret_key=lambda: secrets.token_urlsafe(64),
+    )
+    runtime.tasks.append(asyncio.create_task(_work(runtime)))
+    logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
+
+
+async def _work(runtime: Runtime) -> None:
+    await runtime.ready.wait()
+    ctx = runtime.ctx
+    assert ctx is not None
+
+    async def handle(key: reconcile.Key) -> float | None:
+        kind, namespace, name = key
+        if kind == "webapp":
+            return await reconcile.reconcile_webapp(ctx, namespace, name)
+        return await reconcile.reconcile_secret(ctx, namespace, name)
+
+    def on_error(key: reconcile.Key, error: BaseException) -> float | None:
+        logger.warning("reconcile of %s %s/%s failed: %s", key[0], key[1], key[2], _safe(error))
+        return None
+
+    await workqueue.run_workers(
+        runtime.queue, handle, on_error, int(runtime.options.get("concurrency", 8))
+    )
+
+
+def _safe(error: BaseException) -> str:
+    """An error's description without any request or response body."""
+    from lightkube.core.exceptions import ApiError
+
+    if isinstance(error, ApiError):
+        return f"{error.status.code} {error.status.reason}"
+    return type(error).__name__
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -1,0 +1,660 @@
+"""The two reconcilers: source Secrets (owner side) and WebApps (observer side).
+
+Each one gathers from the in-memory indexes (no GETs), decides with the pure domain, and only
+then writes, and only what differs from what the cluster already has. So a restart with nothing
+changed writes nothing (invariant 7), and one change of environment is one server-side apply of
+each Deployment, however many triggers arrived (the work queue coalesces them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol
+
+from webapp_operator import API_VERSION, KIND
+from webapp_operator.controller import state
+from webapp_operator.domain import (
+    grants,
+    model,
+    observe,
+    reasons,
+    render,
+    resolve,
+    revisions,
+    schedule,
+)
+from webapp_operator.domain.errors import WebAppError
+
+logger = logging.getLogger(__name__)
+
+REFRESH_ANNOTATION: Final = "twelvefactor.dev/refresh"
+SECRET_KEY_SUFFIX: Final = ".secret-key"  # noqa: S105 (a name, not a secret)
+OWNED_BY_LABEL: Final = "twelvefactor.dev/owned-by"
+SECRET_KEY_DATA: Final = "value"  # noqa: S105 (a name, not a secret)
+# A WebApp waiting for a revision the operator is about to create looks again this soon.
+PENDING_RETRY: Final = 0.2
+
+Key = tuple[Literal["webapp", "secret"], str, str]
+
+
+class Store(Protocol):
+    """A Kopf index: key -> collection of values."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+
+class Writer(Protocol):
+    """The gateway operations the reconcilers use (kube/client.py's Gateway)."""
+
+    async def apply(self, obj: Mapping[str, Any]) -> None: ...
+    async def create(self, obj: Mapping[str, Any]) -> bool: ...
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
+    async def patch_webapp_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None: ...
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        now: datetime,
+        warning: bool = False,
+    ) -> None: ...
+
+
+@dataclass
+class Indexes:
+    """The Kopf indexes the reconcilers read (see handlers.py)."""
+
+    secrets: Store  # (ns, name) -> SecretEntry: every managed Secret
+    revisions: Store  # (ns, source) -> SecretEntry: revision snapshots
+    webapps: Store  # (ns, name) -> WebAppEntry
+    observers: Store  # (secret ns, secret name) -> (app ns, app name)
+    workloads: Store  # (ns, app) -> WorkloadEntry: Deployments, ReplicaSets, Services
+
+
+def _all(store: Store, key: Any) -> list[Any]:
+    values = store.get(key)
+    return list(values) if values is not None else []
+
+
+def _one(store: Store, key: Any) -> Any:
+    values = _all(store, key)
+    return values[0] if values else None
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class Context:
+    """What a reconcile needs besides the key."""
+
+    indexes: Indexes
+    writer: Writer
+    clock: Clock
+    settings: render.Settings
+    digest_key: bytes = field(repr=False)
+    new_secret_key: Any = field(repr=False)  # () -> str, the app secret key generator
+    # What this process wrote moments ago, so a reconcile racing the watch stream does not
+    # write it again; entries expire, so drift is still corrected later.
+    recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
+    memory_seconds: float = 30.0
+    monotonic: Any = field(default=None, repr=False)  # () -> float
+
+    def now_text(self) -> str:
+        return schedule.format_time(self.clock.now())
+
+    def _tick(self) -> float:
+        if self.monotonic is None:
+            import time
+
+            return time.monotonic()
+        return float(self.monotonic())
+
+    def wrote_recently(self, key: tuple[str, ...], digest: str = "") -> bool:
+        seen = self.recent.get(key)
+        return (
+            seen is not None and seen[0] == digest and self._tick() - seen[1] < self.memory_seconds
+        )
+
+    def remember(self, key: tuple[str, ...], digest: str = "") -> None:
+        self.recent[key] = (digest, self._tick())
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+class IndexLookup:
+    """resolve.SecretLookup over the indexes: sources and revision snapshots."""
+
+    def __init__(self, indexes: Indexes) -> None:
+        self.indexes = indexes
+
+    def source(self, namespace: str, name: str) -> resolve.SecretObject | None:
+        entry: state.SecretEntry | None = _one(self.indexes.secrets, (namespace, name))
+        if entry is None or entry.kind != revisions.KIND_SOURCE:
+            return None
+        return resolve.SecretObject(
+            namespace=namespace,
+            name=name,
+            labels=entry.labels,
+            annotations=entry.annotations,
+            data=entry.data,
+        )
+
+    def revision_entries(self, namespace: str, name: str) -> list[state.SecretEntry]:
+        entries = [e for e in _all(self.indexes.revisions, (namespace, name)) if e.revision]
+        return sorted(entries, key=lambda e: e.revision.number)
+
+    def revision(self, namespace: str, name: str, revision: int) -> resolve.SecretObject | None:
+        for entry in self.revision_entries(namespace, name):
+            if entry.revision is not None and entry.revision.number == revision:
+                return resolve.SecretObject(
+                    namespace=namespace,
+                    name=entry.name,
+                    labels=entry.labels,
+                    annotations=entry.annotations,
+                    data=entry.data,
+                )
+        return None
+
+    def latest_revision(self, namespace: str, name: str) -> int | None:
+        entries = self.revision_entries(namespace, name)
+        last = entries[-1].revision if entries else None
+        return last.number if last else None
+
+    def pending(self, namespace: str, name: str, digest_key: bytes) -> bool:
+        """True when the source holds content no revision has yet: a revision is coming."""
+        source = _one(self.indexes.secrets, (namespace, name))
+        if source is None or source.kind != revisions.KIND_SOURCE:
+            return False
+        entries = self.revision_entries(namespace, name)
+        if not entries:
+            return True
+        latest = revisions.content_digest(entries[-1].data, digest_key)
+        return revisions.content_digest(source.data, digest_key) != latest
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def _revision_object(source: state.SecretEntry, number: int, now: datetime) -> dict[str, Any]:
+    annotations = {revisions.CREATED_ANNOTATION: schedule.format_time(now)}
+    expire = source.annotations.get(schedule.EXPIRE_ANNOTATION)
+    if expire:
+        try:
+            expiry = schedule.parse_expire(expire).expiry_for(now)
+            annotations[schedule.REVISION_EXPIRES_ANNOTATION] = schedule.format_time(expiry)
+        except WebAppError:
+            logger.warning(
+                "Secret %s/%s: ignoring an invalid %s annotation",
+                source.namespace,
+                source.name,
+                schedule.EXPIRE_ANNOTATION,
+            )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": revisions.revision_name(source.name, number),
+            "namespace": source.namespace,
+            "labels": revisions.revision_labels(source.name, number),
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "name": source.name,
+                    "uid": source.uid,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "type": "Opaque",
+        "immutable": True,
+        "data": {k: _b64(v) for k, v in sorted(source.data.items())},
+    }
+
+
+def _b64(value: bytes) -> str:
+    import base64
+
+    return base64.b64encode(value).decode()
+
+
+def _in_use(ctx: Context, namespace: str, name: str) -> tuple[set[int], set[int]]:
+    """(tracked, used by live ReplicaSets or current templates) revisions of one Secret."""
+    tracked: set[int] = set()
+    in_use: set[int] = set()
+    ref = f"{namespace}/{name}"
+    for app_ns, app_name in set(_all(ctx.indexes.observers, (namespace, name))):
+        app: state.WebAppEntry | None = _one(ctx.indexes.webapps, (app_ns, app_name))
+        if app is not None:
+            for item in app.status.get("secrets") or []:
+                qualified = item.get("secretName", "")
+                if "/" not in qualified:
+                    qualified = f"{app_ns}/{qualified}"
+                if qualified == ref and item.get("trackedRevision"):
+                    tracked.add(int(item["trackedRevision"]))
+            spec = app.body.get("spec") or {}
+            for option in (spec.get("secrets") or {}).values():
+                pin = (option or {}).get("revision")
+                sref = (option or {}).get("secretName", "")
+                if pin and grants.parse_secret_ref(app_ns, sref) == (namespace, name):
+                    tracked.add(int(pin))
+        for workload in _all(ctx.indexes.workloads, (app_ns, app_name)):
+            keep = workload.kind == "Deployment" or (
+                workload.kind == "ReplicaSet" and workload.live
+            )
+            if not keep or not workload.snapshot:
+                continue
+            snapshot = _one(ctx.indexes.secrets, (app_ns, workload.snapshot))
+            if snapshot is None:
+                continue
+            sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
+            for src_ns, src_name, number in sources.values():
+                if (src_ns, src_name) == (namespace, name) and number is not None:
+                    in_use.add(number)
+    return tracked, in_use
+
+
+async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | None:
+    """Create the next revision when content changed; prune revisions nobody needs."""
+    source: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
+    if source is None or source.kind != revisions.KIND_SOURCE:
+        return None
+    lookup = IndexLookup(ctx.indexes)
+    entries = lookup.revision_entries(namespace, name)
+    latest = entries[-1] if entries else None
+    if lookup.pending(namespace, name, ctx.digest_key):
+        number = (latest.revision.number if latest and latest.revision else 0) + 1
+        now = ctx.clock.now()
+        created = await ctx.writer.create(_revision_object(source, number, now))
+        if created:
+            await ctx.writer.post_event(
+                source.as_involved(),
+                reasons.REVISION_CREATED,
+                f"Created revision {number} of Secret {namespace}/{name}",
+                now,
+            )
+        return None
+    if latest is None or latest.revision is None:
+        return None
+    tracked, in_use = _in_use(ctx, namespace, name)
+    numbers = [e.revision.number for e in entries if e.revision]
+    for number in revisions.removable(numbers, latest.revision.number, tracked, in_use):
+        removed = await ctx.writer.delete(
+            "v1", "Secret", namespace, revisions.revision_name(name, number)
+        )
+        if removed:
+            await ctx.writer.post_event(
+                source.as_involved(),
+                reasons.REVISION_REMOVED,
+                f"Removed revision {number} of Secret {namespace}/{name}: not the latest, "
+                "tracked by no app, used by no running pod",
+                ctx.clock.now(),
+            )
+    return None
+
+
+# ----------------------------------------------------------------------------- webapps
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:20]
+
+
+@dataclass
+class _Option:
+    """One secret option's tracking, decided in this reconcile."""
+
+    option: str
+    secret_name: str
+    namespace: str
+    name: str
+    mode: Literal["auto", "manual"]
+    pin: int | None
+    tracked: int | None = None
+    latest: int | None = None
+    prior: int | None = None
+    notified: int | None = None
+
+
+def _refresh_request(webapp: model.WebApp, handled: str | None) -> tuple[str | None, set[str]]:
+    """The refresh annotation if it is new: (token, options; '*' for all)."""
+    token = (webapp.metadata.annotations or {}).get(REFRESH_ANNOTATION)
+    if not token or token == handled:
+        return None, set()
+    options, _, _ = token.partition("@")
+    return token, {o.strip() for o in options.split(",") if o.strip()}
+
+
+def _options(webapp: model.WebApp) -> list[tuple[str, str, str, str | None, int | None]]:
+    """(status option name, field path, secretName, refresh, pin) of every tracked reference."""
+    items: list[tuple[str, str, str, str | None, int | None]] = []
+    for option, ref in sorted((webapp.spec.secrets or {}).items()):
+        items.append(
+            (option, f"spec.secrets.{option}", ref.secret_name, ref.refresh_mode, ref.revision)
+        )
+    for name, integration in sorted((webapp.spec.integrations or {}).items()):
+        items.append(
+            (name, f"spec.integrations.{name}", integration.secret_name, integration.refresh, None)
+        )
+    return items
+
+
+def _secret_key_object(webapp: model.WebApp, value: str) -> dict[str, Any]:
+    """The operator-owned, revisioned Secret holding the app's generated secret key."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{webapp.name}{SECRET_KEY_SUFFIX}",
+            "namespace": webapp.namespace,
+            "labels": {
+                revisions.MANAGED_LABEL: revisions.KIND_SOURCE,
+                OWNED_BY_LABEL: webapp.name,
+                "app.kubernetes.io/managed-by": "webapp-operator",
+            },
+            "annotations": {
+                grants.GRANT_ANNOTATION: webapp.name,
+                revisions.DESCRIPTION_ANNOTATION: (
+                    f"The secret key of WebApp {webapp.name}, generated by the operator"
+                ),
+            },
+            "ownerReferences": render.owner_references(webapp),
+        },
+        "type": "Opaque",
+        "data": {SECRET_KEY_DATA: _b64(value.encode())},
+    }
+
+
+def _status_secrets(options: Iterable[_Option]) -> list[dict[str, Any]]:
+    items = []
+    for item in options:
+        entry: dict[str, Any] = {"option": item.option, "secretName": item.secret_name}
+        if item.tracked is not None:
+            entry["trackedRevision"] = item.tracked
+        if item.latest is not None:
+            entry["latestRevision"] = item.latest
+        if item.notified is not None:
+            entry["notifiedRevision"] = item.notified
+        items.append(entry)
+    return items
+
+
+def _involved(webapp: model.WebApp) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": webapp.name,
+            "namespace": webapp.namespace,
+            "uid": webapp.metadata.uid,
+        },
+    }
+
+
+async def _write_status(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    generation: int | None,
+    decided: list[observe.ConditionSpec],
+    extra: Mapping[str, Any],
+) -> None:
+    old = entry.status
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": observe.conditions(
+            old.get("conditions"), decided, ctx.now_text(), generation
+        ),
+        **extra,
+    }
+    if not observe.status_equal(old, status):
+        await ctx.writer.patch_webapp_status(entry.namespace, entry.name, status)
+
+
+async def _fail(
+    ctx: Context, entry: state.WebAppEntry, error: WebAppError, generation: int | None
+) -> None:
+    """The one failure path: Warning Event (on change only), Ready=False, keep workloads."""
+    ready: Mapping[str, Any] = next(
+        (c for c in entry.status.get("conditions") or [] if c.get("type") == reasons.READY), {}
+    )
+    changed = ready.get("reason") != error.reason or ready.get("message") != error.message
+    if changed:
+        involved = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {
+                "name": entry.name,
+                "namespace": entry.namespace,
+                "uid": (entry.body.get("metadata") or {}).get("uid"),
+            },
+        }
+        await ctx.writer.post_event(involved, error.reason, error.message, ctx.clock.now(), True)
+    decided = [observe.ConditionSpec(reasons.READY, "False", error.reason, error.message)]
+    await _write_status(ctx, entry, generation, decided, {})
+
+
+async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | None:
+    """Bring one WebApp's snapshot, Deployments, Service and status to what its spec says."""
+    entry: state.WebAppEntry | None = _one(ctx.indexes.webapps, (namespace, name))
+    if entry is None:
+        return None
+    generation = (entry.body.get("metadata") or {}).get("generation")
+    try:
+        webapp = model.parse_webapp(entry.body)
+    except WebAppError as error:
+        await _fail(ctx, entry, error, generation)
+        return None
+
+    lookup = IndexLookup(ctx.indexes)
+    prior = {s.get("option"): s for s in entry.status.get("secrets") or []}
+    token, refresh = _refresh_request(webapp, entry.status.get("refreshed"))
+
+    # The app secret key: an operator-owned source Secret, revisioned like any other.
+    key_name = f"{webapp.name}{SECRET_KEY_SUFFIX}"
+    if lookup.source(namespace, key_name) is None:
+        if not ctx.wrote_recently(("Secret", namespace, key_name)):
+            await ctx.writer.create(_secret_key_object(webapp, ctx.new_secret_key()))
+            ctx.remember(("Secret", namespace, key_name))
+        return PENDING_RETRY
+
+    options: list[_Option] = []
+    resolved: dict[str, render.ResolvedSecret] = {}
+    integrations: dict[str, render.ResolvedSecret] = {}
+    errors: list[WebAppError] = []
+    pending = lookup.pending(namespace, key_name, ctx.digest_key)
+    for option, path, ref, refresh_mode, pin in _options(webapp):
+        mode: Literal["auto", "manual"] = "manual" if refresh_mode == "manual" else "auto"
+        try:
+            ref_ns, ref_name = grants.parse_secret_ref(namespace, ref)
+        except WebAppError as error:
+            errors.append(error)
+            continue
+        before = prior.get(option) or {}
+        item = _Option(
+            option=option,
+            secret_name=ref,
+            namespace=ref_ns,
+            name=ref_name,
+            mode=mode,
+            pin=pin,
+            latest=lookup.latest_revision(ref_ns, ref_name),
+            prior=before.get("trackedRevision"),
+            notified=before.get("notifiedRevision"),
+        )
+        wants_refresh = "*" in refresh or option in refresh
+        item.tracked = observe.choose_tracked(mode, pin, item.prior, item.latest, wants_refresh)
+        options.append(item)
+        if lookup.pending(ref_ns, ref_name, ctx.digest_key) and mode == "auto" and pin is None:
+            pending = True
+        if item.tracked is None and lookup.source(ref_ns, ref_name) is not None:
+            pending = True  # revision 1 is about to be created
+            continue
+        try:
+            target = integrations if path.startswith("spec.integrations") else resolved
+            target[option] = resolve.resolve_one(
+                webapp, path, option, ref, item.tracked if item.tracked else None, lookup
+            )
+        except WebAppError as error:
+            errors.append(error)
+    if errors:
+        first = errors[0]
+        message = "\n".join(e.message for e in errors)
+        await _fail(ctx, entry, type(first)(message), generation)
+        return None
+    if pending:
+        return PENDING_RETRY
+
+    key_revision = lookup.latest_revision(namespace, key_name)
+    key_content = lookup.revision(namespace, key_name, key_revision) if key_revision else None
+    generated = key_content.data.get(SECRET_KEY_DATA, b"").decode() if key_content else None
+    try:
+        result = render.render(
+            render.RenderInputs(
+                webapp=webapp,
+                secrets=resolved,
+                integrations=integrations,
+                generated_secret_key=generated,
+            ),
+            ctx.settings,
+        )
+    except WebAppError as error:
+        await _fail(ctx, entry, error, generation)
+        return None
+
+    workloads = {(w.kind, w.name): w for w in _all(ctx.indexes.workloads, (namespace, name))}
+    snapshot_key = ("Secret", namespace, result.snapshot_name)
+    if _one(ctx.indexes.secrets, snapshot_key[1:]) is None and not ctx.wrote_recently(snapshot_key):
+        await ctx.writer.create(result.snapshot)
+        ctx.remember(snapshot_key)
+
+    rolled = []
+    for obj in [*result.deployments, result.service]:
+        digest = _digest(obj)
+        obj["metadata"].setdefault("annotations", {})[state.APPLIED_ANNOTATION] = digest
+        key = (obj["kind"], namespace, obj["metadata"]["name"])
+        current = workloads.get((obj["kind"], obj["metadata"]["name"]))
+        if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
+            continue
+        await ctx.writer.apply(obj)
+        ctx.remember(key, digest)
+        if (
+            obj["kind"] == "Deployment"
+            and current is not None
+            and (current.snapshot != result.snapshot_name)
+        ):
+            rolled.append(obj["metadata"]["name"])
+
+    desired = {d["metadata"]["name"] for d in result.deployments}
+    for kind, wname in workloads:
+        if kind == "Deployment" and wname not in desired:
+            await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
+
+    now = ctx.clock.now()
+    involved = _involved(webapp)
+    if rolled:
+        sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
+        await ctx.writer.post_event(
+            involved,
+            reasons.ROLLOUT_STARTED,
+            f"Rolling {', '.join(sorted(rolled))} to environment {result.snapshot_name} "
+            f"({sources})",
+            now,
+        )
+    for item in options:
+        if item.prior is not None and item.tracked != item.prior:
+            await ctx.writer.post_event(
+                involved,
+                reasons.SECRET_REFRESHED,
+                f"{item.option}: now tracking revision {item.tracked} of Secret "
+                f"{item.namespace}/{item.name} (was {item.prior})",
+                now,
+            )
+        lagging = (
+            item.latest is not None and item.tracked is not None and item.latest > item.tracked
+        )
+        if item.mode == "manual" and lagging and item.notified != item.latest:
+            await ctx.writer.post_event(
+                involved,
+                reasons.SECRET_CHANGED,
+                f"{item.option}: revision {item.latest} of Secret {item.namespace}/{item.name} "
+                f"is available (tracking {item.tracked}); run: kubectl webapp refresh "
+                f"{webapp.name} {item.option} -n {namespace}",
+                now,
+            )
+            item.notified = item.latest
+
+    deployments = [workloads.get(("Deployment", n)) for n in sorted(desired)]
+    done = all(
+        d is not None and d.snapshot == result.snapshot_name and d.rolled_out and not rolled
+        for d in deployments
+    )
+    if done:
+        # Only after the rollout completed: until then old pods may restart on old snapshots.
+        await _prune_snapshots(ctx, namespace, name, result.snapshot_name, workloads.values())
+    decided = [
+        observe.ConditionSpec(
+            reasons.READY, "True", reasons.AVAILABLE, "All processes run the current environment"
+        )
+        if done
+        else observe.ConditionSpec(
+            reasons.READY,
+            "False",
+            reasons.ROLLOUT_IN_PROGRESS,
+            f"Rolling out environment {result.snapshot_name}",
+        )
+    ]
+    behind = [o for o in options if o.latest and o.tracked and o.latest > o.tracked]
+    decided.append(
+        observe.ConditionSpec(
+            reasons.SECRET_UPDATE_AVAILABLE,
+            "True" if behind else "False",
+            "NewRevision" if behind else "UpToDate",
+            "; ".join(
+                f"{o.option}: revision {o.latest} available, tracking {o.tracked}" for o in behind
+            ),
+        )
+    )
+    notes = result.environment.notes
+    if notes:
+        decided.append(
+            observe.ConditionSpec(
+                reasons.CONFIG_OVERRIDDEN,
+                "True",
+                "Overridden",
+                "; ".join(n.message for n in notes)[:2000],
+            )
+        )
+    extra: dict[str, Any] = {
+        "secrets": _status_secrets(options),
+        "environment": result.snapshot_name,
+    }
+    if token is not None or entry.status.get("refreshed"):
+        extra["refreshed"] = token or entry.status.get("refreshed")
+    await _write_status(ctx, entry, generation, decided, extra)
+    return None
+
+
+async def _prune_snapshots(
+    ctx: Context,
+    namespace: str,
+    app: str,
+    current: str,
+    workloads: Iterable[state.WorkloadEntry],
+) -> None:
+    """Delete environment snapshots no Deployment or kept ReplicaSet of the app names."""
+    keep = {current} | {w.snapshot for w in workloads if w.snapshot}
+    for entry in _all(ctx.indexes.secrets, ("env-of", namespace, app)):
+        if entry.name not in keep:
+            await ctx.writer.delete("v1", "Secret", namespace, entry.name)

@@ -1,0 +1,189 @@
+"""What the controller remembers of the cluster: compact entries built from watch events.
+
+Kopf feeds every watched object to the index functions in `handlers.py`, which keep only these
+entries (metadata and, for source and revision Secrets, their content, needed to build
+environments without a GET per reconcile; revision content is immutable, so never stale).
+Everything here is rebuilt from the watch streams after a restart: no state is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from webapp_operator.domain import render, revisions
+
+APPLIED_ANNOTATION = "twelvefactor.dev/applied"
+
+
+def _created(meta: Mapping[str, Any]) -> datetime:
+    stamp = meta.get("creationTimestamp")
+    if isinstance(stamp, datetime):
+        return stamp.astimezone(UTC)
+    if isinstance(stamp, str) and stamp:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True)
+class SecretEntry:
+    """A Secret the operator manages: a source, a revision snapshot or an env snapshot."""
+
+    namespace: str
+    name: str
+    uid: str
+    kind: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    created: datetime
+    data: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def revision(self) -> revisions.Revision | None:
+        return revisions.parse_revision(self.labels, self.annotations, self.created)
+
+    @property
+    def source_name(self) -> str | None:
+        return self.labels.get(revisions.REVISION_OF_LABEL)
+
+    def as_involved(self) -> dict[str, Any]:
+        """Enough of the object to post an Event about it."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+        }
+
+
+def decode_data(data: Mapping[str, Any] | None) -> dict[str, bytes]:
+    import base64
+
+    return {str(k): base64.b64decode(str(v)) for k, v in (data or {}).items()}
+
+
+def secret_entry(body: Mapping[str, Any]) -> SecretEntry:
+    meta = body.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    kind = labels.get(revisions.MANAGED_LABEL, "")
+    # Environment snapshots are only named by the operator: their content is never needed.
+    keep_data = kind in (revisions.KIND_SOURCE, revisions.KIND_REVISION)
+    return SecretEntry(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        kind=kind,
+        labels=labels,
+        annotations=dict(meta.get("annotations") or {}),
+        created=_created(meta),
+        data=decode_data(body.get("data")) if keep_data else {},
+    )
+
+
+@dataclass(frozen=True)
+class WebAppEntry:
+    """A WebApp as last seen: its whole body (spec, metadata, status)."""
+
+    namespace: str
+    name: str
+    body: Mapping[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def status(self) -> Mapping[str, Any]:
+        return self.body.get("status") or {}
+
+
+@dataclass(frozen=True)
+class WorkloadEntry:
+    """A Deployment, ReplicaSet or Service the operator rendered for an app."""
+
+    kind: str
+    namespace: str
+    name: str
+    app: str
+    uid: str
+    applied: str | None
+    snapshot: str | None
+    generation: int = 0
+    observed_generation: int = 0
+    replicas: int = 0
+    status_replicas: int = 0
+    updated_replicas: int = 0
+    available_replicas: int = 0
+    owner: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """A ReplicaSet that has or wants pods: its environment must stay."""
+        return self.replicas > 0 or self.status_replicas > 0
+
+    @property
+    def rolled_out(self) -> bool:
+        """A Deployment whose newest template runs on every wanted pod."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated_replicas >= self.replicas
+            and self.available_replicas >= self.replicas
+            and self.status_replicas <= self.replicas
+        )
+
+
+def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    for container in containers:
+        for source in container.get("envFrom") or []:
+            ref = source.get("secretRef") or {}
+            if ref.get("name"):
+                return str(ref["name"])
+    return None
+
+
+def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    app = labels.get(render.LABEL_WEBAPP)
+    if not app:
+        return None
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    owners = [o.get("name") for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    return WorkloadEntry(
+        kind=kind,
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        app=app,
+        uid=meta.get("uid", ""),
+        applied=(meta.get("annotations") or {}).get(APPLIED_ANNOTATION),
+        snapshot=_template_snapshot(spec),
+        generation=int(meta.get("generation") or 0),
+        observed_generation=int(status.get("observedGeneration") or 0),
+        replicas=int(spec.get("replicas") or 0),
+        status_replicas=int(status.get("replicas") or 0),
+        updated_replicas=int(status.get("updatedReplicas") or 0),
+        available_replicas=int(status.get("availableReplicas") or 0),
+        owner=owners[0] if owners else None,
+    )
+
+
+def observed_refs(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(namespace, name) of every Secret a WebApp body references (for reverse lookups)."""
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    spec = body.get("spec") or {}
+    refs: list[tuple[str, str]] = []
+    for section in ("secrets", "integrations"):
+        for option in (spec.get(section) or {}).values():
+            name = (option or {}).get("secretName")
+            if isinstance(name, str) and name:
+                ns, _, bare = name.rpartition("/")
+                refs.append((ns or namespace, bare))
+    return refs

@@ -1,0 +1,79 @@
+"""The observer side of Juju's secret model, and the WebApp's status. Pure.
+
+- `choose_tracked`: which revision an app's option tracks now (auto, manual, pinned, refresh).
+- `conditions`: metav1.Condition values that keep `lastTransitionTime` while the status stays.
+- `status_equal`: whether a status write would change anything (so nothing is written when
+  nothing changed, invariant 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from webapp_operator.domain import reasons
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+def choose_tracked(
+    mode: Literal["auto", "manual"],
+    pin: int | None,
+    prior: int | None,
+    latest: int | None,
+    refresh: bool,
+) -> int | None:
+    """The revision an option tracks after this reconcile.
+
+    A pin wins. `auto` follows the latest. `manual` keeps what it tracked; the first read tracks
+    the latest (as in Juju); an explicit refresh moves to the latest.
+    """
+    if pin is not None:
+        return pin
+    if mode == "auto" or prior is None or refresh:
+        return latest
+    return prior
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """A condition as decided by a reconcile, before timestamps are merged in."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def conditions(
+    old: Sequence[Mapping[str, Any]] | None,
+    new: Sequence[ConditionSpec],
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Merge decided conditions with the old ones; keep a transition time while status holds."""
+    previous = {c.get("type"): c for c in old or []}
+    merged = []
+    for spec in new:
+        before = previous.get(spec.type)
+        stamp = now
+        if before is not None and before.get("status") == spec.status:
+            stamp = str(before.get("lastTransitionTime") or now)
+        condition: dict[str, Any] = {
+            "type": spec.type,
+            "status": spec.status,
+            "reason": spec.reason,
+            "message": spec.message,
+            "lastTransitionTime": stamp,
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        merged.append(condition)
+    return sorted(merged, key=lambda c: (c["type"] != reasons.READY, c["type"]))
+
+
+def status_equal(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether writing `new` over `old` would change nothing the operator owns."""
+    old = old or {}
+    return all(old.get(key) == value for key, value in new.items())
