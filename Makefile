@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## create the virtualenv with the operator and the dev tools
 
+# The local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok,
+# kubectl, helm), built from Go modules: cluster-build, cluster-up, cluster-down, test-cluster.
+include devcluster/devcluster.mk
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check .
@@ -48,6 +52,18 @@ test-unit: $(STAMP) ## pure tests: models, env rules, rendering, CLI (no cluster
 .PHONY: test
 test: lint test-unit test-cluster ## every test tier (builds or reuses the local control plane)
 
-# The local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok,
-# kubectl, helm), built from Go modules: cluster-build, cluster-up, cluster-down, test-cluster.
-include devcluster/devcluster.mk
+# `make run`: the operator against $KUBECONFIG, or the local control plane when none is set;
+# installs the CRD and the sample app of examples/flask first, so a new user sees it work.
+OPERATOR_NAMESPACE ?= webapp-operator
+KUBECTL = $(if $(wildcard $(DEVCLUSTER_BIN)/kubectl),$(DEVCLUSTER_BIN)/kubectl,kubectl)
+.PHONY: run
+run: $(STAMP) $(CLUSTER_DEPS) ## run the operator (local control plane if no KUBECONFIG), with the CRD and a sample app
+	@export KUBECONFIG='$(CLUSTER_KUBECONFIG)'; set -e; \
+	$(KUBECTL) apply --server-side --field-manager=make-run -f crds/; \
+	$(KUBECTL) wait --for=condition=Established --timeout=60s crd/webapps.twelvefactor.dev; \
+	for ns in $(OPERATOR_NAMESPACE) demo; do \
+	  $(KUBECTL) get namespace $$ns >/dev/null 2>&1 || $(KUBECTL) create namespace $$ns; done; \
+	$(KUBECTL) apply -f examples/flask/secrets.yaml -f examples/flask/webapp.yaml; \
+	echo "Watch it: KUBECONFIG=$$KUBECONFIG $(KUBECTL) get webapps,deploy,secrets -n demo"; \
+	exec $(VENV)/bin/webapp-operator run --verbose --operator-namespace $(OPERATOR_NAMESPACE)
+

@@ -70,7 +70,9 @@ def test_fixed_names() -> None:
 def test_cel_rules_cover_process_names_and_secret_keys() -> None:
     spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     rules = [r["rule"] for r in spec["x-kubernetes-validations"]]
-    assert any("app-secret-key-id" in r for r in rules)
+    assert any("scheduler" in r for r in rules)
+    assert all("self.config" not in r for r in rules), "CEL cannot type config's JSON values"
+    assert spec["properties"]["secrets"]["x-kubernetes-validations"]
     process_rules = spec["properties"]["processes"]["x-kubernetes-validations"]
     assert "scheduler" in process_rules[0]["rule"]
 

@@ -1,0 +1,229 @@
+"""Helpers for tests that run the operator against the real API server.
+
+`Kit` bundles an admin client, a namespace and the operator process: apply Secrets and WebApps,
+read what the operator made, restart it, and scan everything for canary values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import ApiError, Client
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
+from lightkube.types import PatchType
+from tests.cluster import support
+from tests.cluster.support import BackgroundProcess, wait_for
+
+REPO_ROOT = support.REPO_ROOT
+CRD_FILE = REPO_ROOT / "crds" / "webapps.twelvefactor.dev.yaml"
+WEBAPP_CLI = str(Path(sys.executable).parent / "webapp-operator")
+WebApp = create_namespaced_resource("twelvefactor.dev", "v1alpha1", "WebApp", "webapps")
+
+
+def install_crd(kube: Client) -> None:
+    """Apply the committed CRD and wait until the API server serves it."""
+    body = yaml.safe_load(CRD_FILE.read_text())
+    kube.apply(CustomResourceDefinition.from_dict(body), field_manager="tests", force=True)
+
+    def established() -> bool:
+        crd = kube.get(CustomResourceDefinition, body["metadata"]["name"])
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for(established, 60, message="the WebApp CRD to be established")
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+@dataclass
+class Kit:
+    """One test's view: admin client, namespace(s), the operator in the background."""
+
+    kube: Client
+    namespace: str
+    start_background: Callable[..., BackgroundProcess]
+    watch: Sequence[str] = ()
+    operator: BackgroundProcess | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ the operator
+
+    def start_operator(self, *extra: str) -> BackgroundProcess:
+        namespaces = list(self.watch) or [self.namespace]
+        argv = [WEBAPP_CLI, "run", "--debug", "--operator-namespace", self.namespace]
+        for ns in namespaces:
+            argv += ["--namespace", ns]
+        argv += [*self.extra_args, *extra]
+        self.operator = self.start_background(argv, name="operator")
+        self.operator.wait_for_log(r"webapp-operator started", timeout=60)
+        return self.operator
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+
+    def operator_log(self) -> str:
+        return self.operator.log_text() if self.operator else ""
+
+    # ------------------------------------------------------------------ writing
+
+    def secret(
+        self,
+        name: str,
+        data: Mapping[str, str],
+        grant: str | None = None,
+        namespace: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+        opted_in: bool = True,
+    ) -> None:
+        """Create or replace a source Secret's content (as `kubectl apply` would)."""
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace or self.namespace,
+            "labels": {"twelvefactor.dev/secret": "true"} if opted_in else {},
+            "annotations": dict(annotations or {}),
+        }
+        if grant is not None:
+            meta["annotations"]["twelvefactor.dev/grant"] = grant
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "data": {k: b64(v) for k, v in data.items()},
+        }
+        self.kube.apply(Secret.from_dict(body), field_manager="tests", force=True)
+
+    def webapp(self, name: str, spec: Mapping[str, Any], namespace: str | None = None) -> None:
+        body = {
+            "apiVersion": "twelvefactor.dev/v1alpha1",
+            "kind": "WebApp",
+            "metadata": {"name": name, "namespace": namespace or self.namespace},
+            "spec": dict(spec),
+        }
+        self.kube.apply(WebApp.from_dict(body), field_manager="tests", force=True)
+
+    def annotate_webapp(self, name: str, annotations: Mapping[str, str | None]) -> None:
+        self.kube.patch(
+            WebApp,
+            name,
+            {"metadata": {"annotations": dict(annotations)}},
+            namespace=self.namespace,
+            patch_type=PatchType.MERGE,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def get_webapp(self, name: str) -> dict[str, Any]:
+        return self.kube.get(WebApp, name, namespace=self.namespace).to_dict()  # type: ignore[no-untyped-call]
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get_webapp(name).get("status") or {})
+
+    def condition(self, name: str, kind: str = "Ready") -> dict[str, Any]:
+        for cond in self.status(name).get("conditions") or []:
+            if cond.get("type") == kind:
+                return dict(cond)
+        return {}
+
+    def deployments(self, app: str) -> dict[str, Any]:
+        items = self.kube.list(
+            Deployment, namespace=self.namespace, labels={"twelvefactor.dev/webapp": app}
+        )
+        return {d.metadata.name: d for d in items if d.metadata and d.metadata.name}
+
+    def snapshot_names(self, app: str) -> set[str]:
+        """Names of the environment snapshots every Deployment of `app` references."""
+        names = set()
+        for deployment in self.deployments(app).values():
+            for container in deployment.spec.template.spec.containers:
+                for source in container.envFrom or []:
+                    if source.secretRef:
+                        names.add(source.secretRef.name)
+        return names
+
+    def env(self, snapshot: str) -> dict[str, str]:
+        secret = self.kube.get(Secret, snapshot, namespace=self.namespace)
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def revisions(self, source: str, namespace: str | None = None) -> list[int]:
+        items = self.kube.list(
+            Secret,
+            namespace=namespace or self.namespace,
+            labels={"twelvefactor.dev/secret": "revision", "twelvefactor.dev/revision-of": source},
+        )
+        return sorted(int(s.metadata.labels["twelvefactor.dev/revision"]) for s in items)
+
+    def events(self, reason: str | None = None) -> list[Any]:
+        items = list(self.kube.list(Event, namespace=self.namespace))
+        return [e for e in items if reason is None or e.reason == reason]
+
+    def tracked(self, app: str, option: str) -> int | None:
+        for item in self.status(app).get("secrets") or []:
+            if item.get("option") == option:
+                return item.get("trackedRevision")
+        return None
+
+    def ready(self, app: str) -> bool:
+        cond = self.condition(app)
+        return cond.get("status") == "True"
+
+    def wait_ready(self, app: str, timeout: float = 90) -> None:
+        wait_for(
+            lambda: self.ready(app),
+            timeout,
+            message=f"WebApp {app} Ready (now {self.condition(app)})",
+            ignore=(ApiError,),
+        )
+
+    def resource_versions(self) -> dict[str, str]:
+        """Every object the operator could write in the namespace, by kind/name."""
+        versions: dict[str, str] = {}
+        for res in (WebApp, Secret, Deployment, Service, ConfigMap):
+            for obj in self.kube.list(res, namespace=self.namespace):
+                meta = obj.metadata
+                versions[f"{type(obj).__name__}/{meta.name}"] = str(meta.resourceVersion)
+        return versions
+
+    # ------------------------------------------------------------------ leak scan
+
+    def canary_hits(self, canaries: Sequence[str]) -> list[str]:
+        """Where any canary (plain or base64) appears outside Secret data.
+
+        Scans every non-Secret object of the namespace (with annotations and managedFields),
+        every Secret's metadata, every Event, WebApp status, and the operator's log.
+        """
+        needles = set(canaries) | {b64(c) for c in canaries}
+        hits: list[str] = []
+
+        def scan(where: str, text: str) -> None:
+            hits.extend(f"{where}: {needle[:6]}..." for needle in needles if needle in text)
+
+        for res in (WebApp, Deployment, ReplicaSet, Service, ConfigMap, Pod, Event):
+            for obj in self.kube.list(res, namespace=self.namespace):
+                scan(f"{type(obj).__name__}/{obj.metadata.name}", json.dumps(obj.to_dict()))  # type: ignore[no-untyped-call]
+        for secret in self.kube.list(Secret, namespace=self.namespace):
+            scan(f"Secret/{secret.metadata.name} metadata", json.dumps(secret.metadata.to_dict()))  # type: ignore[no-untyped-call]
+        scan("operator log", self.operator_log())
+        return hits
+
+
+def kit_fixture(
+    kube: Client, namespace: str, background: Callable[..., BackgroundProcess]
+) -> Iterator[Kit]:
+    install_crd(kube)
+    kit = Kit(kube=kube, namespace=namespace, start_background=background)
+    yield kit
+    kit.stop_operator()

@@ -1,0 +1,343 @@
+"""The controller on the real API server: named scenarios of the Juju secret lifecycle.
+
+Each test runs `webapp-operator run` in the background against its own namespace, with kwok
+making pods Running, and checks the objects the API server holds. No sleeps: polls with
+deadlines. Canary values are searched for everywhere they must never appear (invariant 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from lightkube import ApiError, Client
+from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.core_v1 import Secret
+from tests.cluster import opkit
+from tests.cluster.support import BackgroundProcess, wait_for
+
+PASSWORD_1 = "canary-pw-one-4f1c"
+PASSWORD_2 = "canary-pw-two-8b2e"
+PASSWORD_3 = "canary-pw-three-c93a"
+
+SEED = {
+    "framework": "flask",
+    "image": "localhost:32000/juju-secret-app:0.1",
+    "replicas": 2,
+    "processes": {
+        "web": {"command": ["gunicorn", "app:app"]},
+        "celery-worker": {"command": ["celery", "worker"], "replicas": 2},
+        "celery-beat-scheduler": {"command": ["celery", "beat"]},
+    },
+    "config": {"greeting": "hello"},
+    "secrets": {"credentials": {"secretName": "credentials"}},
+}
+
+
+@pytest.fixture
+def kit(
+    kube: Client, namespace: str, background: Callable[..., BackgroundProcess]
+) -> Iterator[opkit.Kit]:
+    yield from opkit.kit_fixture(kube, namespace, background)
+
+
+def one_snapshot(kit: opkit.Kit, app: str) -> str:
+    names = wait_for(
+        lambda: (n := kit.snapshot_names(app)) and len(n) == 1 and n,
+        60,
+        message=f"{app}'s Deployments to share one snapshot",
+    )
+    return next(iter(names))
+
+
+def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+
+    deployments = kit.deployments("shop")
+    assert set(deployments) == {"shop", "shop-celery-worker", "shop-celery-beat-scheduler"}
+    scheduler = deployments["shop-celery-beat-scheduler"]
+    assert scheduler.spec.replicas == 1
+    assert scheduler.spec.strategy.type == "Recreate"
+    snapshot = one_snapshot(kit, "shop")
+    env = kit.env(snapshot)
+    assert env["FLASK_CREDENTIALS_USERNAME"] == "admin"
+    assert env["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+    assert env["FLASK_GREETING"] == "hello"
+    assert len(env["FLASK_SECRET_KEY"]) >= 64
+    assert kit.revisions("credentials") == [1]
+    assert kit.tracked("shop", "credentials") == 1
+    assert kit.canary_hits([PASSWORD_1, env["FLASK_SECRET_KEY"]]) == []
+
+
+def test_update_creates_revision_rolls_once_and_prunes_after_rollout(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    first = one_snapshot(kit, "shop")
+
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="tracking revision 2")
+    kit.wait_ready("shop")
+    second = one_snapshot(kit, "shop")
+    assert second != first
+    assert kit.env(second)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
+    # Revision 1 goes only once no live ReplicaSet uses it any more.
+    wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
+    assert kit.events("RevisionCreated")
+    assert kit.events("RevisionRemoved")
+    # One rollout per process: each Deployment has exactly two ReplicaSets (old and new).
+    for name in kit.deployments("shop"):
+        owned = [
+            rs
+            for rs in kit.kube.list(ReplicaSet, namespace=kit.namespace)
+            if any(o.name == name for o in rs.metadata.ownerReferences or [])
+        ]
+        assert len(owned) == 2, name
+    # The same content again creates no revision.
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    kit.webapp("shop", {**SEED, "config": {"greeting": "hello"}})
+    wait_for(lambda: kit.ready("shop"), 30, message="still ready")
+    assert kit.revisions("credentials") == [2]
+    assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+
+def test_identical_content_creates_no_revision(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("db", {"uri": "postgresql://u:p@h:5432/d"}, grant="shop")
+    kit.webapp(
+        "shop",
+        {
+            "framework": "django",
+            "image": "shop:1",
+            "integrations": {"postgresql": {"secretName": "db"}},
+        },
+    )
+    kit.wait_ready("shop")
+    kit.secret(
+        "db",
+        {"uri": "postgresql://u:p@h:5432/d"},
+        grant="shop",
+        annotations={"twelvefactor.dev/description": "touch"},
+    )
+    wait_for(lambda: kit.ready("shop"), 30, message="still ready")
+    assert kit.revisions("db") == [1]
+    env = kit.env(one_snapshot(kit, "shop"))
+    assert env["POSTGRESQL_DB_HOSTNAME"] == "h"
+
+
+def test_missing_grant_is_a_condition_with_the_fix(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="someone-else")
+    kit.webapp("shop", SEED)
+    cond = wait_for(
+        lambda: (c := kit.condition("shop")).get("reason") == "SecretNotGranted" and c,
+        60,
+        message="SecretNotGranted",
+        ignore=(ApiError,),
+    )
+    assert "kubectl webapp grant-secret credentials shop" in cond["message"]
+    assert kit.deployments("shop") == {}
+    assert kit.events("SecretNotGranted")
+    # Granting it lets the app start.
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.wait_ready("shop")
+    assert kit.canary_hits([PASSWORD_1]) == []
+
+
+def test_revocation_keeps_running_pods_and_blocks_new_revisions(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    before = one_snapshot(kit, "shop")
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="")
+    wait_for(
+        lambda: kit.condition("shop").get("reason") == "SecretNotGranted",
+        60,
+        message="SecretNotGranted after revocation",
+    )
+    # The last good Deployments keep running on the snapshot they had (invariant 6).
+    assert kit.snapshot_names("shop") == {before}
+    assert kit.env(before)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+
+
+def test_manual_observer_stays_until_refresh(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop,api")
+    manual = {
+        **SEED,
+        "secrets": {"credentials": {"secretName": "credentials", "refresh": "manual"}},
+    }
+    kit.webapp("shop", manual)
+    kit.webapp(
+        "api",
+        {
+            "framework": "fastapi",
+            "image": "api:1",
+            "secrets": {"credentials": {"secretName": "credentials"}},
+        },
+    )
+    kit.wait_ready("shop")
+    kit.wait_ready("api")
+    shop_snapshot = one_snapshot(kit, "shop")
+
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop,api")
+    wait_for(lambda: kit.tracked("api", "credentials") == 2, 60, message="api on revision 2")
+    cond = wait_for(
+        lambda: (c := kit.condition("shop", "SecretUpdateAvailable")).get("status") == "True" and c,
+        60,
+        message="shop told an update is available",
+    )
+    assert "revision 2" in cond["message"]
+    assert kit.tracked("shop", "credentials") == 1
+    assert kit.snapshot_names("shop") == {shop_snapshot}
+    status = {s["option"]: s for s in kit.status("shop")["secrets"]}
+    assert status["credentials"]["latestRevision"] == 2  # peek
+    changed = wait_for(lambda: kit.events("SecretChanged"), 30, message="SecretChanged")
+    assert len(changed) == 1
+    # Revision 1 is still tracked by shop: never pruned.
+    assert 1 in kit.revisions("credentials")
+
+    kit.annotate_webapp("shop", {"twelvefactor.dev/refresh": "credentials@1"})
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="shop refreshed")
+    kit.wait_ready("shop")
+    assert kit.env(one_snapshot(kit, "shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
+    assert kit.events("SecretRefreshed")
+    wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
+    assert len(kit.events("SecretChanged")) == 1
+
+
+def test_pin_and_missing_revision(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp(
+        "shop", {**SEED, "secrets": {"credentials": {"secretName": "credentials", "revision": 1}}}
+    )
+    kit.wait_ready("shop")
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.revisions("credentials") == [1, 2], 60, message="revision 2")
+    kit.wait_ready("shop")
+    assert kit.tracked("shop", "credentials") == 1
+    assert kit.env(one_snapshot(kit, "shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+    kit.webapp(
+        "shop", {**SEED, "secrets": {"credentials": {"secretName": "credentials", "revision": 7}}}
+    )
+    cond = wait_for(
+        lambda: (c := kit.condition("shop")).get("reason") == "RevisionNotFound" and c,
+        60,
+        message="RevisionNotFound",
+    )
+    assert "revision 7" in cond["message"]
+
+
+def test_invalid_key_and_config_are_conditions(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"user.name": "a"}, grant="shop")
+    kit.webapp("shop", SEED)
+    cond = wait_for(
+        lambda: (c := kit.condition("shop")).get("reason") == "InvalidSecretKey" and c,
+        60,
+        message="InvalidSecretKey",
+        ignore=(ApiError,),
+    )
+    assert "user.name" in cond["message"]
+    kit.webapp("bad", {"framework": "flask", "image": "x:1", "config": {"Bad_Option": 1}})
+    cond = wait_for(
+        lambda: (c := kit.condition("bad")).get("reason") == "InvalidConfig" and c,
+        60,
+        message="InvalidConfig",
+        ignore=(ApiError,),
+    )
+    assert "Bad_Option" in cond["message"]
+
+
+def test_cross_namespace_grant(
+    kube: Client, namespace: str, background: Callable[..., BackgroundProcess]
+) -> None:
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Namespace
+
+    shared = f"{namespace}-shared"[:63]
+    kube.create(
+        Namespace(metadata=ObjectMeta(name=shared, labels={"twelvefactor.dev/test": "true"}))
+    )
+    try:
+        opkit.install_crd(kube)
+        kit = opkit.Kit(
+            kube=kube, namespace=namespace, start_background=background, watch=[namespace, shared]
+        )
+        kit.start_operator()
+        kit.secret(
+            "db", {"uri": "redis://cache:6379/0"}, grant=f"{namespace}/shop", namespace=shared
+        )
+        kit.webapp(
+            "shop",
+            {
+                "framework": "go",
+                "image": "shop:1",
+                "integrations": {"redis": {"secretName": f"{shared}/db"}},
+            },
+        )
+        kit.wait_ready("shop")
+        assert kit.env(one_snapshot(kit, "shop"))["REDIS_DB_HOSTNAME"] == "cache"
+        assert kit.revisions("db", namespace=shared) == [1]
+        # The same grant written without the namespace grants an app in `shared` instead.
+        kit.secret("db", {"uri": "redis://cache:6379/0"}, grant="shop", namespace=shared)
+        wait_for(
+            lambda: kit.condition("shop").get("reason") == "SecretNotGranted",
+            60,
+            message="SecretNotGranted across namespaces",
+        )
+        kit.stop_operator()
+    finally:
+        kube.delete(Namespace, shared)
+
+
+def test_restart_with_nothing_changed_writes_nothing(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    wait_for(lambda: kit.revisions("credentials") == [1], 30, message="one revision")
+    settled = _stable_versions(kit)
+    events = len(kit.events())
+    kit.stop_operator()
+    kit.start_operator()
+    after = _stable_versions(kit)
+    assert after == settled
+    assert len(kit.events()) == events
+
+
+def _stable_versions(kit: opkit.Kit) -> dict[str, str]:
+    """resourceVersions once they stop changing for a few polls."""
+    seen: list[dict[str, str]] = []
+
+    def stable() -> dict[str, str] | None:
+        seen.append(kit.resource_versions())
+        return seen[-1] if len(seen) >= 8 and all(v == seen[-1] for v in seen[-8:]) else None
+
+    return wait_for(stable, 60, interval=0.5, message="the namespace to settle")
+
+
+def test_secret_values_never_leak_at_debug(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret(
+        "credentials", {"username": "canary-user-77aa", "password": PASSWORD_3}, grant="shop"
+    )
+    kit.secret("db", {"uri": f"postgresql://shop:{PASSWORD_1}@db:5432/shop"}, grant="shop")
+    kit.webapp("shop", {**SEED, "integrations": {"postgresql": {"secretName": "db"}}})
+    kit.wait_ready("shop")
+    kit.secret(
+        "credentials", {"username": "canary-user-77aa", "password": PASSWORD_2}, grant="shop"
+    )
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="revision 2")
+    kit.wait_ready("shop")
+    assert kit.canary_hits(["canary-user-77aa", PASSWORD_1, PASSWORD_2, PASSWORD_3]) == []
+    # And the values did arrive where they belong.
+    secrets: list[Any] = list(kit.kube.list(Secret, namespace=kit.namespace))
+    assert any(s.metadata.name.startswith("shop-env-") for s in secrets)
