@@ -120,6 +120,28 @@ go_install() {
     link "$dest" "$name"
 }
 
+# The kwok binary has no built-in behaviour: it needs Stages (what a node and a pod go through).
+# Take kwokctl's default set ("fast": node-initialize, node-heartbeat-with-lease, pod-ready,
+# pod-complete, pod-delete) from the same module version, as one multi-document config file.
+kwok_stages() {
+    local dir out
+    out=$(readlink -f "$LINK_DIR/kwok")
+    out=$(dirname "$out")/kwok-stages.yaml
+    if [[ ! -s $out ]]; then
+        dir=$(cd "$BIN_CACHE" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" \
+            | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+        local f tmp=$out.tmp
+        : >"$tmp"
+        for f in "$dir"/kustomize/stage/node/fast/node-*.yaml \
+            "$dir"/kustomize/stage/node/heartbeat-with-lease/node-*.yaml \
+            "$dir"/kustomize/stage/pod/fast/pod-*.yaml; do
+            { echo "---"; cat "$f"; } >>"$tmp"
+        done
+        mv "$tmp" "$out"
+    fi
+    ln -sfn "$out" "$LINK_DIR/kwok-stages.yaml"
+}
+
 # link DIR NAME...: point .devcluster/bin/NAME at DIR/NAME.
 link() {
     local dir=$1; shift
@@ -133,7 +155,20 @@ start=$SECONDS
 build_etcd
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" \
     "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
-go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+kwok_stages
+# As helm's Makefile: the Kubernetes version helm assumes offline (`helm template`, lint) is the
+# one of the client-go it is built with.
+helm_ldflags() {
+    local gomod minor v=helm.sh/helm/v3/internal/version
+    gomod=$(cd "$BIN_CACHE" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" \
+        | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
+    printf '%s' "-s -w -X $v.version=$HELM_VERSION -X $v.gitTreeState=clean"
+    local pkg
+    for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        printf '%s' " -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+    done
+}
+go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$(helm_ldflags)"
 build_k8s
 log "binaries ready in $LINK_DIR ($((SECONDS - start))s)"
