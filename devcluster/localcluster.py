@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import functools
+import http.client
 import ipaddress
 import json
 import os
@@ -502,6 +503,22 @@ def write_pki(layout: Layout, apiserver_url: str) -> None:
 # Talking to the API server (standard library only: this module runs before any venv exists)
 
 
+# Never send loopback traffic through an HTTP(S)_PROXY from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _urlopen(
+    req: urllib.request.Request | str, timeout: float, context: ssl.SSLContext | None = None
+) -> http.client.HTTPResponse:
+    opener = _OPENER
+    if context is not None:
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+    response: http.client.HTTPResponse = opener.open(req, timeout=timeout)
+    return response
+
+
 class Api:
     """A tiny admin client for readiness checks and bootstrap objects."""
 
@@ -521,7 +538,7 @@ class Api:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as resp:  # noqa: S310
+            with _urlopen(req, timeout, self.ctx) as resp:
                 return int(resp.status), resp.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode(errors="replace")
@@ -538,7 +555,7 @@ class Api:
 
 def _http_ok(url: str, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        with _urlopen(url, timeout) as resp:
             return int(resp.status) == 200
     except (OSError, ValueError):
         return False
@@ -551,7 +568,7 @@ def _https_ok(url: str, timeout: float = 2) -> bool:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:  # noqa: S310
+        with _urlopen(url, timeout, ctx) as resp:
             return int(resp.status) == 200
     except (OSError, ValueError):
         return False
@@ -709,8 +726,9 @@ def _check_binaries(layout: Layout) -> None:
         )
 
 
-def healthy(layout: Layout, state: State | None) -> bool:
-    """Every recorded process is alive and the API server answers /readyz."""
+def healthy(layout: Layout, state: State | None, wait: float = 0.0) -> bool:
+    """Every recorded process is alive, runs with today's settings, and the API server answers
+    /readyz (given up to `wait` seconds: a loaded API server may be slow, not dead)."""
     if state is None or set(state.procs) != set(COMPONENTS) or not layout.kubeconfig.exists():
         return False
     if not all(alive(p) for p in state.procs.values()):
@@ -718,8 +736,14 @@ def healthy(layout: Layout, state: State | None) -> bool:
     if state.argv != _argv(layout, state.ports):
         log("the recorded cluster was started with other settings")
         return False
-    code, _ = Api(layout, state.ports["kube-apiserver"]).request("GET", "/readyz")
-    return code == 200
+    api = Api(layout, state.ports["kube-apiserver"])
+    deadline = time.monotonic() + wait
+    while True:
+        if api.request("GET", "/readyz")[0] == 200:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
 def _wipe(layout: Layout) -> None:
@@ -811,7 +835,7 @@ def ensure_up(repo_root: Path = REPO_ROOT, timeout: float = DEFAULT_TIMEOUT) -> 
     layout = Layout(repo_root.resolve())
     with _locked(layout):
         state = State.load(layout.state_file)
-        if healthy(layout, state):
+        if healthy(layout, state, wait=30):
             return layout.kubeconfig
         _check_binaries(layout)
         if state is not None:
