@@ -74,6 +74,7 @@ SHOW_OUTPUTS: Final = ("yaml", "json")
 NONE: Final = "-"
 ROLE_VIEW: Final = "view"
 DEFAULT_WAIT_TIMEOUT: Final = 120.0
+EXIT_INTERRUPTED: Final = 130
 WAIT_INTERVAL: Final = 1.0
 
 
@@ -801,27 +802,6 @@ def _api_message(error: ApiError) -> str:
     return f"the API server refused: {text} (HTTP {code})"
 
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def with_cluster_errors(run: Handler) -> Handler:
-    """Turn API, configuration and connection errors into clear `error:` lines."""
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except ApiError as error:
-            raise CommandError(_api_message(error)) from None
-        except kube.ConfigurationError as error:
-            raise CommandError(str(error)) from None
-        except httpx.HTTPError as error:
-            msg = f"cannot reach the Kubernetes API server: {error}"
-            raise CommandError(msg) from None
-
-    return wrapped
-
-
 @dataclass
 class Session:
     """A client with the caller's kubeconfig and the namespace the command works in."""
@@ -830,11 +810,53 @@ class Session:
     namespace: str
 
 
-def connect(args: argparse.Namespace) -> Session:
-    config = kube.load_config()
-    namespace = getattr(args, "namespace", None) or config.namespace
-    check_namespace(namespace)
-    return Session(kube.sync_client(config=config, namespace=namespace), namespace)
+class Connector:
+    """Connects on first call, with the caller's kubeconfig, so that bad arguments are refused
+    without a cluster; `close()` closes the client."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.session: Session | None = None
+
+    def __call__(self) -> Session:
+        if self.session is None:
+            config = kube.load_config()
+            namespace = getattr(self.args, "namespace", None) or config.namespace
+            check_namespace(namespace)
+            client = kube.sync_client(config=config, namespace=namespace)
+            self.session = Session(client, namespace)
+        return self.session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.client.close()
+            self.session = None
+
+
+Command = Callable[[argparse.Namespace, Connector], int]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def with_cluster_errors(run: Command) -> Handler:
+    """A handler with its connection closed at the end, and API, configuration and connection
+    errors turned into clear `error:` lines."""
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        connector = Connector(args)
+        try:
+            return run(args, connector)
+        except ApiError as error:
+            raise CommandError(_api_message(error)) from None
+        except kube.ConfigurationError as error:
+            raise CommandError(str(error)) from None
+        except httpx.HTTPError as error:
+            msg = f"cannot reach the Kubernetes API server: {error}"
+            raise CommandError(msg) from None
+        finally:
+            connector.close()
+
+    return wrapped
 
 
 def as_dict(obj: Any) -> dict[str, Any]:  # noqa: ANN401 (typed and generic lightkube objects)
@@ -926,6 +948,8 @@ def find_webapps(session: Session, namespaces: Iterable[str]) -> WebAppScan:
         try:
             found.extend(_list_webapps(session, namespace))
         except ApiError as error:
+            if kube.is_not_found(error):  # the CRD is not installed
+                continue
             if error.status.code != 403:
                 raise
             unchecked.append(namespace)
@@ -962,7 +986,7 @@ def _now() -> datetime:
 
 
 @with_cluster_errors
-def run_add(args: argparse.Namespace) -> int:
+def run_add(args: argparse.Namespace, connect: Connector) -> int:
     check_source_name(args.name)
     content = parse_content(args.content, args.file_key)
     if not content:
@@ -976,7 +1000,7 @@ def run_add(args: argparse.Namespace) -> int:
         annotations[schedule.EXPIRE_ANNOTATION] = canonical_expire(args.expire, now)
     if args.description:
         annotations[revisions.DESCRIPTION_ANNOTATION] = args.description
-    session = connect(args)
+    session = connect()
     if args.grant:
         apps = parse_apps(session.namespace, args.grant)
         change = plan_grant(session.namespace, None, apps, revoke=False)
@@ -1011,7 +1035,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 @with_cluster_errors
-def run_update(args: argparse.Namespace) -> int:
+def run_update(args: argparse.Namespace, connect: Connector) -> int:
     content = parse_content(args.content, args.file_key) if args.content or args.file_key else None
     now = _now()
     values: dict[str, str | None] = {}
@@ -1029,7 +1053,7 @@ def run_update(args: argparse.Namespace) -> int:
             "content) or --rotate, --expire or --description"
         )
         raise CommandError(msg)
-    session = connect(args)
+    session = connect()
     secret = get_source(session, args.name)
     ref = f"{session.namespace}/{args.name}"
     if content is not None and secret.get("immutable"):
@@ -1050,8 +1074,8 @@ def run_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_grant(args: argparse.Namespace, revoke: bool) -> int:
-    session = connect(args)
+def _run_grant(args: argparse.Namespace, connect: Connector, revoke: bool) -> int:
+    session = connect()
     apps = parse_apps(session.namespace, args.apps)
     secret = get_source(session, args.name)
     meta = _meta(secret)
@@ -1081,18 +1105,18 @@ def _run_grant(args: argparse.Namespace, revoke: bool) -> int:
 
 
 @with_cluster_errors
-def run_grant(args: argparse.Namespace) -> int:
-    return _run_grant(args, revoke=False)
+def run_grant(args: argparse.Namespace, connect: Connector) -> int:
+    return _run_grant(args, connect, revoke=False)
 
 
 @with_cluster_errors
-def run_revoke(args: argparse.Namespace) -> int:
-    return _run_grant(args, revoke=True)
+def run_revoke(args: argparse.Namespace, connect: Connector) -> int:
+    return _run_grant(args, connect, revoke=True)
 
 
 @with_cluster_errors
-def run_list(args: argparse.Namespace) -> int:
-    session = connect(args)
+def run_list(args: argparse.Namespace, connect: Connector) -> int:
+    session = connect()
     where = ALL_NS if args.all_namespaces else session.namespace
     labels: LabelSelector = {revisions.MANAGED_LABEL: revisions.KIND_SOURCE}
     sources = _dicts(session.client.list(Secret, namespace=where, labels=labels))
@@ -1148,8 +1172,8 @@ def _read_content(session: Session, info: SecretInfo, number: int | None) -> dic
 
 
 @with_cluster_errors
-def run_show(args: argparse.Namespace) -> int:
-    session = connect(args)
+def run_show(args: argparse.Namespace, connect: Connector) -> int:
+    session = connect()
     try:
         source = get_source(session, args.name)
     except ApiError as error:
@@ -1178,8 +1202,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 @with_cluster_errors
-def run_remove(args: argparse.Namespace) -> int:
-    session = connect(args)
+def run_remove(args: argparse.Namespace, connect: Connector) -> int:
+    session = connect()
     source = get_source(session, args.name)
     ref = f"{session.namespace}/{args.name}"
     snapshots = list_revisions(session, session.namespace, args.name)
@@ -1231,8 +1255,8 @@ def wait_for_refresh(
 
 
 @with_cluster_errors
-def run_refresh(args: argparse.Namespace) -> int:
-    session = connect(args)
+def run_refresh(args: argparse.Namespace, connect: Connector) -> int:
+    session = connect()
     ref = f"{session.namespace}/{args.app}"
     try:
         webapp = as_dict(
@@ -1264,7 +1288,12 @@ def run_refresh(args: argparse.Namespace) -> int:
         found = status.get(REFRESHED_STATUS_FIELD)
         return found if isinstance(found, str) else None
 
-    if not wait_for_refresh(refreshed, value, args.timeout):
+    try:
+        done = wait_for_refresh(refreshed, value, args.timeout)
+    except KeyboardInterrupt:
+        _note("stopped waiting; the request stays and the operator handles it")
+        return EXIT_INTERRUPTED
+    if not done:
         msg = (
             f"the operator did not confirm the refresh of {ref} within {args.timeout:g}s "
             f"(status.{REFRESHED_STATUS_FIELD} is not {value}); is the operator running? The "
