@@ -30,15 +30,27 @@ WEBAPP_CLI = str(Path(sys.executable).parent / "webapp-operator")
 WebApp = create_namespaced_resource("twelvefactor.dev", "v1alpha1", "WebApp", "webapps")
 
 
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A lightkube object as a plain dict."""
+    result: dict[str, Any] = obj.to_dict()
+    return result
+
+
+def apply(kube: Client, resource: Any, body: Mapping[str, Any]) -> None:
+    """Server-side apply of a plain dict with the tests' field manager."""
+    obj: Any = resource.from_dict(dict(body))
+    kube.apply(obj, field_manager="tests", force=True)
+
+
 def install_crd(kube: Client) -> None:
     """Apply the committed CRD and wait until the API server serves it."""
     body = yaml.safe_load(CRD_FILE.read_text())
-    kube.apply(CustomResourceDefinition.from_dict(body), field_manager="tests", force=True)
+    apply(kube, CustomResourceDefinition, body)
 
     def established() -> bool:
-        crd = kube.get(CustomResourceDefinition, body["metadata"]["name"])
-        conditions = (crd.status.conditions if crd.status else None) or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
+        crd = as_dict(kube.get(CustomResourceDefinition, body["metadata"]["name"]))
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     wait_for(established, 60, message="the WebApp CRD to be established")
 
@@ -104,7 +116,7 @@ class Kit:
             "type": "Opaque",
             "data": {k: b64(v) for k, v in data.items()},
         }
-        self.kube.apply(Secret.from_dict(body), field_manager="tests", force=True)
+        apply(self.kube, Secret, body)
 
     def webapp(self, name: str, spec: Mapping[str, Any], namespace: str | None = None) -> None:
         body = {
@@ -113,7 +125,7 @@ class Kit:
             "metadata": {"name": name, "namespace": namespace or self.namespace},
             "spec": dict(spec),
         }
-        self.kube.apply(WebApp.from_dict(body), field_manager="tests", force=True)
+        apply(self.kube, WebApp, body)
 
     def annotate_webapp(self, name: str, annotations: Mapping[str, str | None]) -> None:
         self.kube.patch(
@@ -127,7 +139,13 @@ class Kit:
     # ------------------------------------------------------------------ reading
 
     def get_webapp(self, name: str) -> dict[str, Any]:
-        return self.kube.get(WebApp, name, namespace=self.namespace).to_dict()  # type: ignore[no-untyped-call]
+        return as_dict(self.kube.get(WebApp, name, namespace=self.namespace))
+
+    def objects(self, resource: Any, **labels: str) -> list[dict[str, Any]]:
+        """Plain dicts of every object of a kind in the namespace (optionally by labels)."""
+        selector: Any = labels or None
+        listing = self.kube.list(resource, namespace=self.namespace, labels=selector)
+        return [as_dict(obj) for obj in listing]
 
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.get_webapp(name).get("status") or {})
@@ -138,42 +156,42 @@ class Kit:
                 return dict(cond)
         return {}
 
-    def deployments(self, app: str) -> dict[str, Any]:
-        items = self.kube.list(
-            Deployment, namespace=self.namespace, labels={"twelvefactor.dev/webapp": app}
-        )
-        return {d.metadata.name: d for d in items if d.metadata and d.metadata.name}
+    def deployments(self, app: str) -> dict[str, dict[str, Any]]:
+        items = self.objects(Deployment, **{"twelvefactor.dev/webapp": app})
+        return {d["metadata"]["name"]: d for d in items}
 
     def snapshot_names(self, app: str) -> set[str]:
         """Names of the environment snapshots every Deployment of `app` references."""
         names = set()
         for deployment in self.deployments(app).values():
-            for container in deployment.spec.template.spec.containers:
-                for source in container.envFrom or []:
-                    if source.secretRef:
-                        names.add(source.secretRef.name)
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                for source in container.get("envFrom") or []:
+                    if source.get("secretRef"):
+                        names.add(str(source["secretRef"]["name"]))
         return names
 
     def env(self, snapshot: str) -> dict[str, str]:
-        secret = self.kube.get(Secret, snapshot, namespace=self.namespace)
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        secret = as_dict(self.kube.get(Secret, snapshot, namespace=self.namespace))
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
     def revisions(self, source: str, namespace: str | None = None) -> list[int]:
-        items = self.kube.list(
+        listing = self.kube.list(
             Secret,
             namespace=namespace or self.namespace,
             labels={"twelvefactor.dev/secret": "revision", "twelvefactor.dev/revision-of": source},
         )
-        return sorted(int(s.metadata.labels["twelvefactor.dev/revision"]) for s in items)
+        items = [as_dict(s) for s in listing]
+        return sorted(int(s["metadata"]["labels"]["twelvefactor.dev/revision"]) for s in items)
 
-    def events(self, reason: str | None = None) -> list[Any]:
-        items = list(self.kube.list(Event, namespace=self.namespace))
-        return [e for e in items if reason is None or e.reason == reason]
+    def events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        items = self.objects(Event)
+        return [e for e in items if reason is None or e.get("reason") == reason]
 
     def tracked(self, app: str, option: str) -> int | None:
         for item in self.status(app).get("secrets") or []:
             if item.get("option") == option:
-                return item.get("trackedRevision")
+                found = item.get("trackedRevision")
+                return int(found) if found is not None else None
         return None
 
     def ready(self, app: str) -> bool:
@@ -192,9 +210,9 @@ class Kit:
         """Every object the operator could write in the namespace, by kind/name."""
         versions: dict[str, str] = {}
         for res in (WebApp, Secret, Deployment, Service, ConfigMap):
-            for obj in self.kube.list(res, namespace=self.namespace):
-                meta = obj.metadata
-                versions[f"{type(obj).__name__}/{meta.name}"] = str(meta.resourceVersion)
+            for obj in self.objects(res):
+                meta = obj["metadata"]
+                versions[f"{res.__name__}/{meta['name']}"] = str(meta["resourceVersion"])
         return versions
 
     # ------------------------------------------------------------------ leak scan
@@ -212,10 +230,11 @@ class Kit:
             hits.extend(f"{where}: {needle[:6]}..." for needle in needles if needle in text)
 
         for res in (WebApp, Deployment, ReplicaSet, Service, ConfigMap, Pod, Event):
-            for obj in self.kube.list(res, namespace=self.namespace):
-                scan(f"{type(obj).__name__}/{obj.metadata.name}", json.dumps(obj.to_dict()))  # type: ignore[no-untyped-call]
-        for secret in self.kube.list(Secret, namespace=self.namespace):
-            scan(f"Secret/{secret.metadata.name} metadata", json.dumps(secret.metadata.to_dict()))  # type: ignore[no-untyped-call]
+            for obj in self.objects(res):
+                scan(f"{res.__name__}/{obj['metadata']['name']}", json.dumps(obj, default=str))
+        for secret in self.objects(Secret):
+            meta = secret["metadata"]
+            scan(f"Secret/{meta['name']} metadata", json.dumps(meta, default=str))
         scan("operator log", self.operator_log())
         return hits
 

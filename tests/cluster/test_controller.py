@@ -8,7 +8,6 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from lightkube import ApiError, Client
@@ -43,12 +42,11 @@ def kit(
 
 
 def one_snapshot(kit: opkit.Kit, app: str) -> str:
-    names = wait_for(
-        lambda: (n := kit.snapshot_names(app)) and len(n) == 1 and n,
-        60,
-        message=f"{app}'s Deployments to share one snapshot",
-    )
-    return next(iter(names))
+    def single() -> str | None:
+        names = kit.snapshot_names(app)
+        return next(iter(names)) if len(names) == 1 else None
+
+    return wait_for(single, 60, message=f"{app}'s Deployments to share one snapshot")
 
 
 def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
@@ -59,9 +57,9 @@ def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
 
     deployments = kit.deployments("shop")
     assert set(deployments) == {"shop", "shop-celery-worker", "shop-celery-beat-scheduler"}
-    scheduler = deployments["shop-celery-beat-scheduler"]
-    assert scheduler.spec.replicas == 1
-    assert scheduler.spec.strategy.type == "Recreate"
+    scheduler = deployments["shop-celery-beat-scheduler"]["spec"]
+    assert scheduler["replicas"] == 1
+    assert scheduler["strategy"]["type"] == "Recreate"
     snapshot = one_snapshot(kit, "shop")
     env = kit.env(snapshot)
     assert env["FLASK_CREDENTIALS_USERNAME"] == "admin"
@@ -94,8 +92,8 @@ def test_update_creates_revision_rolls_once_and_prunes_after_rollout(kit: opkit.
     for name in kit.deployments("shop"):
         owned = [
             rs
-            for rs in kit.kube.list(ReplicaSet, namespace=kit.namespace)
-            if any(o.name == name for o in rs.metadata.ownerReferences or [])
+            for rs in kit.objects(ReplicaSet)
+            if any(o["name"] == name for o in rs["metadata"].get("ownerReferences") or [])
         ]
         assert len(owned) == 2, name
     # The same content again creates no revision.
@@ -339,5 +337,4 @@ def test_secret_values_never_leak_at_debug(kit: opkit.Kit) -> None:
     kit.wait_ready("shop")
     assert kit.canary_hits(["canary-user-77aa", PASSWORD_1, PASSWORD_2, PASSWORD_3]) == []
     # And the values did arrive where they belong.
-    secrets: list[Any] = list(kit.kube.list(Secret, namespace=kit.namespace))
-    assert any(s.metadata.name.startswith("shop-env-") for s in secrets)
+    assert any(s["metadata"]["name"].startswith("shop-env-") for s in kit.objects(Secret))

@@ -30,7 +30,7 @@ def drain(queue: WorkQueue[str], loop: asyncio.AbstractEventLoop) -> list[str]:
     """Keys due now, taking and finishing each."""
 
     async def take() -> list[str]:
-        taken = []
+        taken: list[str] = []
         while True:
             try:
                 key = await asyncio.wait_for(queue.get(), 0.01)

@@ -38,21 +38,18 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
-from webapp_operator.domain import grants, revisions, schedule
+from webapp_operator.domain import grants, observe, revisions, schedule
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
 
 # --- the refresh request (read by the operator) ---------------------------------------------
 
-REFRESH_ANNOTATION: Final = "twelvefactor.dev/refresh"
-"""On a WebApp: `<options>@<nonce>`, set by `refresh`; the operator moves those options of the
-app to the latest revision once per new value, and then sets `status.refreshed` to the value."""
-REFRESH_ALL: Final = "*"
-"""`<options>` meaning every secret option and integration of the app."""
-REFRESH_NONCE_SEPARATOR: Final = "@"
-"""Between the comma list of options and the nonce (a fresh decimal `time.time_ns()`)."""
-REFRESHED_STATUS_FIELD: Final = "refreshed"
-"""The WebApp status field where the operator records the last refresh value it handled."""
+REFRESH_ANNOTATION = observe.REFRESH_ANNOTATION
+REFRESH_ALL = observe.REFRESH_ALL
+REFRESH_NONCE_SEPARATOR = observe.REFRESH_NONCE_SEPARATOR
+REFRESHED_STATUS_FIELD = observe.REFRESHED_STATUS_FIELD
+format_refresh = observe.format_refresh
+parse_refresh = observe.parse_refresh
 
 CLI: Final = "kubectl webapp"
 
@@ -359,27 +356,6 @@ def plan_update(
 
 
 # --- the refresh request --------------------------------------------------------------------
-
-
-def format_refresh(options: Sequence[str], nonce: str) -> str:
-    """`credentials,postgresql@1718000000000000000`, or `*@...` for every option."""
-    listed = REFRESH_ALL if not options else ",".join(sorted(set(options)))
-    return f"{listed}{REFRESH_NONCE_SEPARATOR}{nonce}"
-
-
-def parse_refresh(value: str) -> tuple[frozenset[str] | None, str]:
-    """The options (None: every option) and the nonce of a refresh annotation value."""
-    listed, sep, nonce = value.rpartition(REFRESH_NONCE_SEPARATOR)
-    if not sep or not nonce:
-        msg = f"{REFRESH_ANNOTATION}: {value!r} is not OPTIONS@NONCE"
-        raise InvalidConfig(msg)
-    if listed.strip() == REFRESH_ALL:
-        return None, nonce
-    options = frozenset(o.strip() for o in listed.split(",") if o.strip())
-    if not options:
-        msg = f"{REFRESH_ANNOTATION}: {value!r} names no option"
-        raise InvalidConfig(msg)
-    return options, nonce
 
 
 def secret_options(webapp: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -32,7 +32,6 @@ from webapp_operator.domain.errors import WebAppError
 
 logger = logging.getLogger(__name__)
 
-REFRESH_ANNOTATION: Final = "twelvefactor.dev/refresh"
 SECRET_KEY_SUFFIX: Final = ".secret-key"  # noqa: S105 (a name, not a secret)
 OWNED_BY_LABEL: Final = "twelvefactor.dev/owned-by"
 SECRET_KEY_DATA: Final = "value"  # noqa: S105 (a name, not a secret)
@@ -330,11 +329,14 @@ class _Option:
 
 def _refresh_request(webapp: model.WebApp, handled: str | None) -> tuple[str | None, set[str]]:
     """The refresh annotation if it is new: (token, options; '*' for all)."""
-    token = (webapp.metadata.annotations or {}).get(REFRESH_ANNOTATION)
+    token = (webapp.metadata.annotations or {}).get(observe.REFRESH_ANNOTATION)
     if not token or token == handled:
         return None, set()
-    options, _, _ = token.partition("@")
-    return token, {o.strip() for o in options.split(",") if o.strip()}
+    try:
+        options, _ = observe.parse_refresh(token)
+    except WebAppError:
+        return token, set()  # malformed: recorded as handled, refreshes nothing
+    return token, {observe.REFRESH_ALL} if options is None else set(options)
 
 
 def _options(webapp: model.WebApp) -> list[tuple[str, str, str, str | None, int | None]]:

@@ -10,11 +10,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from webapp_operator.domain import reasons
+from webapp_operator.domain.errors import InvalidConfig
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+
+REFRESH_ANNOTATION: Final = "twelvefactor.dev/refresh"
+"""On a WebApp: `<options>@<nonce>`, set by `kubectl webapp refresh`; the operator moves those
+options to the latest revision once per new value, then records the value in status.refreshed."""
+REFRESH_ALL: Final = "*"
+REFRESH_NONCE_SEPARATOR: Final = "@"
+REFRESHED_STATUS_FIELD: Final = "refreshed"
+
+
+def format_refresh(options: Sequence[str], nonce: str) -> str:
+    """`credentials,postgresql@1718000000000000000`, or `*@...` for every option."""
+    listed = REFRESH_ALL if not options else ",".join(sorted(set(options)))
+    return f"{listed}{REFRESH_NONCE_SEPARATOR}{nonce}"
+
+
+def parse_refresh(value: str) -> tuple[frozenset[str] | None, str]:
+    """The options (None: every option) and the nonce of a refresh annotation value."""
+    listed, sep, nonce = value.rpartition(REFRESH_NONCE_SEPARATOR)
+    if not sep or not nonce:
+        msg = f"{REFRESH_ANNOTATION}: {value!r} is not OPTIONS@NONCE"
+        raise InvalidConfig(msg)
+    if listed.strip() == REFRESH_ALL:
+        return None, nonce
+    options = frozenset(o.strip() for o in listed.split(",") if o.strip())
+    if not options:
+        msg = f"{REFRESH_ANNOTATION}: {value!r} names no option"
+        raise InvalidConfig(msg)
+    return options, nonce
 
 
 def choose_tracked(
