@@ -86,6 +86,11 @@ class Kit:
         if self.operator is not None:
             self.operator.stop()
 
+    def operator_log_wait_idle(self, timeout: float = 60) -> None:
+        """Wait until the operator (re)started last has drained its work queue once."""
+        assert self.operator is not None
+        self.operator.wait_for_log(r"work queue idle", timeout=timeout)
+
     def operator_log(self) -> str:
         return self.operator.log_text() if self.operator else ""
 
@@ -205,6 +210,23 @@ class Kit:
             message=f"WebApp {app} Ready (now {self.condition(app)})",
             ignore=(ApiError,),
         )
+
+    def operator_writes(self) -> dict[str, str]:
+        """What the operator has written, as the API server records it.
+
+        Every object with its managedFields entries of the operator's field manager (their
+        `time` moves on every write it makes); a create or delete changes the key set. Other
+        writers (the Deployment controller updating status) do not show here.
+        """
+        writes: dict[str, str] = {}
+        for res in (WebApp, Secret, Deployment, Service, ConfigMap):
+            for obj in self.objects(res):
+                meta = obj["metadata"]
+                for entry in meta.get("managedFields") or []:
+                    if entry.get("manager") == "webapp-operator":
+                        key = f"{res.__name__}/{meta['name']}/{entry.get('subresource', '')}"
+                        writes[key] = f"{entry.get('operation')}@{entry.get('time')}"
+        return writes
 
     def resource_versions(self) -> dict[str, str]:
         """Every object the operator could write in the namespace, by kind/name."""

@@ -302,24 +302,25 @@ def test_restart_with_nothing_changed_writes_nothing(kit: opkit.Kit) -> None:
     kit.webapp("shop", SEED)
     kit.wait_ready("shop")
     wait_for(lambda: kit.revisions("credentials") == [1], 30, message="one revision")
-    settled = _stable_versions(kit)
+    settled = _settled(kit)
+    status = kit.status("shop")
     events = len(kit.events())
     kit.stop_operator()
     kit.start_operator()
-    after = _stable_versions(kit)
-    assert after == settled
+    kit.operator_log_wait_idle()
+    assert (_settled(kit), kit.status("shop")) == (settled, status)
     assert len(kit.events()) == events
 
 
-def _stable_versions(kit: opkit.Kit) -> dict[str, str]:
-    """resourceVersions once they stop changing for a few polls."""
+def _settled(kit: opkit.Kit) -> dict[str, str]:
+    """The operator's writes once they stop changing for a few seconds."""
     seen: list[dict[str, str]] = []
 
     def stable() -> dict[str, str] | None:
-        seen.append(kit.resource_versions())
+        seen.append(kit.operator_writes())
         return seen[-1] if len(seen) >= 8 and all(v == seen[-1] for v in seen[-8:]) else None
 
-    return wait_for(stable, 60, interval=0.5, message="the namespace to settle")
+    return wait_for(stable, 60, interval=0.5, message="the operator's writes to settle")
 
 
 def test_secret_values_never_leak_at_debug(kit: opkit.Kit) -> None:

@@ -334,11 +334,25 @@ async def _work(runtime: Runtime) -> None:
     ctx = runtime.ctx
     assert ctx is not None
 
+    handled = 0
+
     async def handle(key: reconcile.Key) -> float | None:
+        nonlocal handled
         kind, namespace, name = key
         if kind == "webapp":
-            return await reconcile.reconcile_webapp(ctx, namespace, name)
-        return await reconcile.reconcile_secret(ctx, namespace, name)
+            again = await reconcile.reconcile_webapp(ctx, namespace, name)
+        else:
+            again = await reconcile.reconcile_secret(ctx, namespace, name)
+        handled += 1
+        if again is None and len(runtime.queue) == 0:
+            counter = runtime.counter
+            logger.info(
+                "work queue idle after %d reconciles; API requests so far: %d reads, %d writes",
+                handled,
+                counter.reads,
+                counter.writes,
+            )
+        return again
 
     def on_error(key: reconcile.Key, error: BaseException) -> float | None:
         logger.warning("reconcile of %s %s/%s failed: %s", key[0], key[1], key[2], _safe(error))
