@@ -325,7 +325,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         digest_key=secrets.token_bytes(32),
         new_secret_key=lambda: secrets.token_urlsafe(64),
     )
+    runtime.ctx.enqueue_webapp = runtime.webapp
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
+    runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
 
 
@@ -361,6 +363,22 @@ async def _work(runtime: Runtime) -> None:
     await workqueue.run_workers(
         runtime.queue, handle, on_error, int(runtime.options.get("concurrency", 8))
     )
+
+
+async def _scheduler(runtime: Runtime) -> None:
+    """The one timer of the operator: wakes when the agenda's next rotation/expiry is due."""
+    await runtime.ready.wait()
+    ctx = runtime.ctx
+    assert ctx is not None
+    # With a shifted clock (tests) the offset can jump at any moment: look often.
+    poll = 0.5 if runtime.options.get("clock_offset_file") else 30.0
+    while True:
+        now = ctx.clock.now()
+        for namespace, name in ctx.agenda.pop_due(now):
+            runtime.secret(namespace, name)
+        upcoming = ctx.agenda.next_wake()
+        delay = poll if upcoming is None else (upcoming - now).total_seconds()
+        await asyncio.sleep(min(poll, max(0.05, delay)))
 
 
 def _safe(error: BaseException) -> str:

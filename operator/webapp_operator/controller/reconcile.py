@@ -53,6 +53,9 @@ class Writer(Protocol):
     async def apply(self, obj: Mapping[str, Any]) -> None: ...
     async def create(self, obj: Mapping[str, Any]) -> bool: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
+    async def patch_metadata(
+        self, api_version: str, kind: str, namespace: str, name: str, metadata: Mapping[str, Any]
+    ) -> None: ...
     async def patch_webapp_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
@@ -101,6 +104,10 @@ class Context:
     settings: render.Settings
     digest_key: bytes = field(repr=False)
     new_secret_key: Any = field(repr=False)  # () -> str, the app secret key generator
+    # One agenda for every Secret's rotation and expiry times (the scheduler sleeps on it).
+    agenda: schedule.Agenda[tuple[str, str]] = field(default_factory=schedule.Agenda)
+    # (namespace, name) -> None: queue a WebApp (set by the handlers).
+    enqueue_webapp: Any = field(default=None, repr=False)
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
@@ -268,6 +275,7 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
     """Create the next revision when content changed; prune revisions nobody needs."""
     source: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
     if source is None or source.kind != revisions.KIND_SOURCE:
+        ctx.agenda.drop((namespace, name))
         return None
     lookup = IndexLookup(ctx.indexes)
     entries = lookup.revision_entries(namespace, name)
@@ -286,6 +294,7 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
         return None
     if latest is None or latest.revision is None:
         return None
+    await _schedule(ctx, source, entries)
     tracked, in_use = _in_use(ctx, namespace, name)
     numbers = [e.revision.number for e in entries if e.revision]
     for number in revisions.removable(numbers, latest.revision.number, tracked, in_use):
@@ -301,6 +310,125 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
                 ctx.clock.now(),
             )
     return None
+
+
+def _policy(source: state.SecretEntry) -> schedule.RotatePolicy:
+    value = source.annotations.get(schedule.ROTATE_ANNOTATION)
+    return schedule.parse_rotate_policy(value) if value else schedule.NEVER
+
+
+def _expire_policy(source: state.SecretEntry) -> schedule.ExpirePolicy | None:
+    value = source.annotations.get(schedule.EXPIRE_ANNOTATION)
+    return schedule.parse_expire(value) if value else None
+
+
+def rotation_decision(
+    source: state.SecretEntry, latest: state.SecretEntry, now: datetime
+) -> schedule.RotationDecision:
+    """plan_rotation for a source Secret from its annotations (pure)."""
+    revision = latest.revision
+    assert revision is not None
+    expiry = schedule.expiry_from_annotations(revision.number, latest.annotations)
+    return schedule.plan_rotation(
+        _policy(source),
+        schedule.rotation_from_annotations(source.annotations),
+        schedule.LatestRevision(
+            revision.number, revision.created, expiry.expires if expiry else None
+        ),
+        now,
+    )
+
+
+def _changed(current: Mapping[str, str], wanted: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The merge-patch entries that move `current` annotations to `wanted` (None removes)."""
+    return {k: v for k, v in wanted.items() if current.get(k) != v}
+
+
+async def _schedule(
+    ctx: Context, source: state.SecretEntry, entries: list[state.SecretEntry]
+) -> None:
+    """Rotation and expiry of one source Secret: notices, persisted state, next wake-up."""
+    now = ctx.clock.now()
+    latest = entries[-1]
+    assert latest.revision is not None
+    involved = source.as_involved()
+    wakes: list[datetime] = []
+    notify_observers = False
+    try:
+        expire_policy = _expire_policy(source)
+        recorded = schedule.expiry_from_annotations(latest.revision.number, latest.annotations)
+        wanted = schedule.latest_revision_expiry(
+            expire_policy, latest.revision.number, latest.revision.created, recorded
+        )
+        if wanted != recorded:
+            await _patch_annotations(ctx, latest, schedule.expiry_to_annotations(wanted))
+            return  # the snapshot's watch event brings us back with the new expiry
+        expiries = [
+            e
+            for e in (
+                schedule.expiry_from_annotations(x.revision.number, x.annotations)
+                for x in entries
+                if x.revision
+            )
+            if e is not None
+        ]
+        decision = schedule.plan_expiry(expiries, now)
+        by_number = {x.revision.number: x for x in entries if x.revision}
+        for item in decision.revisions:
+            if item.revision in decision.notify:
+                await ctx.writer.post_event(
+                    involved,
+                    reasons.EXPIRED,
+                    f"Revision {item.revision} of Secret {source.namespace}/{source.name} "
+                    f"expired at {schedule.format_time(item.expires)}; create a new revision "
+                    "or remove this one",
+                    now,
+                    warning=True,
+                )
+                await _patch_annotations(
+                    ctx, by_number[item.revision], schedule.expiry_to_annotations(item)
+                )
+                notify_observers = True
+        if decision.wake_at is not None:
+            wakes.append(decision.wake_at)
+
+        rotation = rotation_decision(source, latest, now)
+        patch = _changed(source.annotations, schedule.rotation_to_annotations(rotation.state))
+        if rotation.notify:
+            policy = _policy(source)
+            why = "its latest revision expires first" if rotation.early else f"policy {policy.name}"
+            await ctx.writer.post_event(
+                involved,
+                reasons.ROTATION_DUE,
+                f"Secret {source.namespace}/{source.name} is due for rotation ({why}); "
+                f"create a new revision: kubectl webapp update-secret {source.name} "
+                f"-n {source.namespace} KEY=VALUE ...",
+                now,
+            )
+            notify_observers = True
+        if patch:
+            await _patch_annotations(ctx, source, patch)
+        if rotation.wake_at is not None:
+            wakes.append(rotation.wake_at)
+    except WebAppError as error:
+        logger.warning(
+            "Secret %s/%s: rotation or expiry not scheduled: %s",
+            source.namespace,
+            source.name,
+            error.message,
+        )
+    ctx.agenda.set(source.key, min(wakes, default=None))
+    if notify_observers and ctx.enqueue_webapp is not None:
+        for app in set(_all(ctx.indexes.observers, source.key)):
+            ctx.enqueue_webapp(*app)
+
+
+async def _patch_annotations(
+    ctx: Context, entry: state.SecretEntry, annotations: Mapping[str, str | None]
+) -> None:
+    await ctx.writer.patch_metadata(
+        "v1", "Secret", entry.namespace, entry.name, {"annotations": dict(annotations)}
+    )
 
 
 # ----------------------------------------------------------------------------- webapps
@@ -628,6 +756,7 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
             ),
         )
     )
+    decided += _notice_conditions(ctx, options, now)
     notes = result.environment.notes
     if notes:
         decided.append(
@@ -646,6 +775,49 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         extra["refreshed"] = token or entry.status.get("refreshed")
     await _write_status(ctx, entry, generation, decided, extra)
     return None
+
+
+def _notice_conditions(
+    ctx: Context, options: Iterable[_Option], now: datetime
+) -> list[observe.ConditionSpec]:
+    """SecretRotationDue and SecretExpired, from the sources' schedules (pure reads)."""
+    due: list[str] = []
+    expired: list[str] = []
+    lookup = IndexLookup(ctx.indexes)
+    for item in options:
+        source: state.SecretEntry | None = _one(ctx.indexes.secrets, (item.namespace, item.name))
+        entries = lookup.revision_entries(item.namespace, item.name)
+        if source is None or not entries:
+            continue
+        try:
+            if rotation_decision(source, entries[-1], now).due_since is not None:
+                due.append(f"{item.option} ({item.namespace}/{item.name})")
+            for entry in entries:
+                revision = entry.revision
+                if revision is None or revision.number != item.tracked:
+                    continue
+                expiry = schedule.expiry_from_annotations(revision.number, entry.annotations)
+                if expiry is not None and expiry.expires <= now:
+                    expired.append(
+                        f"{item.option}: revision {revision.number} expired at "
+                        f"{schedule.format_time(expiry.expires)}"
+                    )
+        except WebAppError:
+            continue
+    return [
+        observe.ConditionSpec(
+            reasons.SECRET_ROTATION_DUE,
+            "True" if due else "False",
+            reasons.ROTATION_DUE if due else "NotDue",
+            ("Due for rotation: " + ", ".join(due)) if due else "",
+        ),
+        observe.ConditionSpec(
+            reasons.SECRET_EXPIRED,
+            "True" if expired else "False",
+            reasons.EXPIRED if expired else "NotExpired",
+            "; ".join(expired),
+        ),
+    ]
 
 
 async def _prune_snapshots(
