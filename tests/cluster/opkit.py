@@ -66,6 +66,7 @@ class Kit:
     kube: Client
     namespace: str
     start_background: Callable[..., BackgroundProcess]
+    kubeconfig: str = ""
     watch: Sequence[str] = ()
     operator: BackgroundProcess | None = None
     extra_args: list[str] = field(default_factory=list)
@@ -262,9 +263,17 @@ class Kit:
 
 
 def kit_fixture(
-    kube: Client, namespace: str, background: Callable[..., BackgroundProcess]
+    kube: Client,
+    namespace: str,
+    background: Callable[..., BackgroundProcess],
+    kubeconfig: Path | None = None,
 ) -> Iterator[Kit]:
     install_crd(kube)
-    kit = Kit(kube=kube, namespace=namespace, start_background=background)
+    kit = Kit(
+        kube=kube,
+        namespace=namespace,
+        start_background=background,
+        kubeconfig=str(kubeconfig or ""),
+    )
     yield kit
     kit.stop_operator()

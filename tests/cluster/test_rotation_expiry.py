@@ -42,13 +42,22 @@ def clock(tmp_path: Path) -> ShiftedClock:
 @pytest.fixture
 def kit(
     kube: Client,
+    kubeconfig: Path,
     namespace: str,
     background: Callable[..., BackgroundProcess],
     clock: ShiftedClock,
 ) -> Iterator[opkit.Kit]:
-    for kit in opkit.kit_fixture(kube, namespace, background):
+    for kit in opkit.kit_fixture(kube, namespace, background, kubeconfig):
         kit.extra_args = ["--clock-offset-file", str(clock.path)]
         yield kit
+
+
+def one_snapshot(kit: opkit.Kit, app: str) -> str:
+    def single() -> str | None:
+        names = kit.snapshot_names(app)
+        return next(iter(names)) if len(names) == 1 else None
+
+    return wait_for(single, 60, message=f"{app}'s Deployments to share one snapshot")
 
 
 def count(kit: opkit.Kit, reason: str, at_least: int, timeout: float = 30) -> int:
@@ -177,3 +186,69 @@ def test_schedule_survives_a_restart_without_repeating_notices(
     kit.start_operator()
     kit.operator_log_wait_idle()
     assert len(kit.events("RotationDue")) == 1  # the same 5-minute slot: not told twice
+
+
+def test_app_owned_secret_is_generated_granted_and_rotated_by_the_operator(
+    kit: opkit.Kit, clock: ShiftedClock
+) -> None:
+    kit.start_operator()
+    kit.webapp(
+        "issuer",
+        {
+            "framework": "go",
+            "image": "issuer:1",
+            "ownedSecrets": {
+                "api-token": {"keys": ["token"], "rotate": "hourly", "grant": ["consumer"]}
+            },
+        },
+    )
+    kit.webapp(
+        "consumer",
+        {
+            "framework": "fastapi",
+            "image": "consumer:1",
+            "secrets": {"upstream": {"secretName": "issuer.api-token"}},
+        },
+    )
+    kit.wait_ready("issuer")
+    kit.wait_ready("consumer")
+    first = kit.env(one_snapshot(kit, "consumer"))["APP_UPSTREAM_TOKEN"]
+    assert len(first) >= 32
+    assert kit.revisions("issuer.api-token") == [1]
+
+    clock.advance(61)  # due: the operator itself makes revision 2
+    wait_for(lambda: kit.tracked("consumer", "upstream") == 2, 60, message="consumer on rev 2")
+    kit.wait_ready("consumer")
+    second = kit.env(one_snapshot(kit, "consumer"))["APP_UPSTREAM_TOKEN"]
+    assert second != first
+    assert kit.canary_hits([first, second]) == []
+
+    # Removing it from the spec removes the Secret; the consumer is told it is gone.
+    kit.webapp("issuer", {"framework": "go", "image": "issuer:1"})
+    wait_for(
+        lambda: kit.condition("consumer").get("reason") == "SecretNotFound",
+        60,
+        message="SecretNotFound for the consumer",
+    )
+
+
+def test_app_secret_key_rotates_on_request(
+    kit: opkit.Kit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webapp_operator.cli import main
+
+    kit.start_operator()
+    kit.webapp("shop", {"framework": "django", "image": "shop:1"})
+    kit.wait_ready("shop")
+    before = kit.env(one_snapshot(kit, "shop"))["DJANGO_SECRET_KEY"]
+    monkeypatch.setenv("KUBECONFIG", kit.kubeconfig)
+    assert main.main(["rotate-secret", "shop.secret-key", "-n", kit.namespace]) == 0
+    assert "rotated" in capsys.readouterr().out
+    wait_for(lambda: kit.revisions("shop.secret-key")[-1] == 2, 60, message="key revision 2")
+    wait_for(
+        lambda: kit.env(one_snapshot(kit, "shop"))["DJANGO_SECRET_KEY"] != before,
+        60,
+        message="a new secret key in the environment",
+    )
+    kit.wait_ready("shop")
+    assert kit.canary_hits([before]) == []

@@ -22,6 +22,7 @@ import binascii
 import functools
 import json
 import re
+import secrets as secrets_module
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,7 +39,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
-from webapp_operator.domain import grants, observe, revisions, schedule
+from webapp_operator.domain import grants, observe, owned, revisions, schedule
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
 
@@ -1050,6 +1051,33 @@ def run_update(args: argparse.Namespace, connect: Connector) -> int:
     return 0
 
 
+@with_cluster_errors
+def run_rotate(args: argparse.Namespace, connect: Connector) -> int:
+    """New generated values for a Secret the operator keeps for an app (a new revision)."""
+    session = connect()
+    secret = get_source(session, args.name)
+    ref = f"{session.namespace}/{args.name}"
+    meta = _meta(secret)
+    generator = (meta.get("annotations") or {}).get(owned.GENERATE_ANNOTATION)
+    owner = (meta.get("labels") or {}).get(owned.OWNED_BY_LABEL)
+    if not generator or not owner:
+        msg = (
+            f"Secret {ref} has no generated values (no {owned.GENERATE_ANNOTATION} annotation); "
+            f"give it new content with: kubectl webapp update-secret {args.name} KEY=VALUE ..."
+        )
+        raise CommandError(msg)
+    values = owned.generate(owned.parse_generate(generator), secrets_module.token_urlsafe)
+    data: dict[str, str | None] = dict.fromkeys(secret.get("data") or {})
+    data.update({k: base64.b64encode(v.encode()).decode() for k, v in values.items()})
+    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "data": data}
+    _merge_patch(session, args.name, patch)
+    print(
+        f"{ref} rotated: new values for {', '.join(sorted(values))}; the operator makes the "
+        f"next revision, and WebApp {owner} and the apps it granted follow it"
+    )
+    return 0
+
+
 def _run_grant(args: argparse.Namespace, connect: Connector, revoke: bool) -> int:
     session = connect()
     apps = parse_apps(session.namespace, args.apps)
@@ -1439,6 +1467,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     remove.add_argument("--revision", type=_positive, metavar="N")
     _namespace_arg(remove)
     _intermixed(remove).set_defaults(handler=run_remove)
+
+    rotate = commands.add_parser(
+        "rotate-secret",
+        help="generate new values for an app-owned secret (e.g. APP.secret-key)",
+        description="Generate new values for a Secret the operator keeps for a WebApp (its "
+        "secret key APP.secret-key, or one of its spec.ownedSecrets): a new revision, which "
+        "its observers follow as usual.",
+    )
+    rotate.add_argument("name", metavar="NAME")
+    _namespace_arg(rotate)
+    _intermixed(rotate).set_defaults(handler=run_rotate)
 
     refresh = commands.add_parser(
         "refresh",

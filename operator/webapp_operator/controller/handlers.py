@@ -29,7 +29,7 @@ from typing import Any, Final
 import kopf
 
 from webapp_operator.controller import reconcile, state, workqueue
-from webapp_operator.domain import envrules, render, revisions
+from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,9 @@ def managed_secrets(body: kopf.Body, **_: Any) -> dict[Any, state.SecretEntry] |
         app = entry.labels.get(render.LABEL_ENVIRONMENT)
         if app:
             keys[("env-of", entry.namespace, app)] = entry
+    owner = entry.labels.get(owned.OWNED_BY_LABEL)
+    if owner and entry.kind == revisions.KIND_SOURCE:
+        keys[("owned-by", entry.namespace, owner)] = entry
     return keys
 
 
@@ -323,7 +326,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
             revision_history_limit=int(options.get("revision_history_limit", 3)),
         ),
         digest_key=secrets.token_bytes(32),
-        new_secret_key=lambda: secrets.token_urlsafe(64),
+        token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
     runtime.tasks.append(asyncio.create_task(_work(runtime)))

@@ -192,6 +192,21 @@ class Gateway:
             patch_type=PatchType.MERGE,
         )
 
+    async def patch_secret_data(
+        self, namespace: str, name: str, data: Mapping[str, str | None]
+    ) -> None:
+        """A merge patch of a Secret's data: plain values in, base64 on the wire; None removes."""
+        import base64
+
+        encoded = {
+            k: None if v is None else base64.b64encode(v.encode()).decode() for k, v in data.items()
+        }
+        from lightkube.resources.core_v1 import Secret
+
+        await self.client.patch(
+            Secret, name, {"data": encoded}, namespace=namespace, patch_type=PatchType.MERGE
+        )
+
     async def patch_webapp_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
