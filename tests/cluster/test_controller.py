@@ -308,7 +308,10 @@ def test_restart_with_nothing_changed_writes_nothing(kit: opkit.Kit) -> None:
     kit.stop_operator()
     kit.start_operator()
     kit.operator_log_wait_idle()
-    assert (_settled(kit), kit.status("shop")) == (settled, status)
+    after = _settled(kit)
+    now = kit.status("shop")
+    assert now == status, f"status before: {status}\nstatus after: {now}"
+    assert after == settled
     assert len(kit.events()) == events
 
 

@@ -655,6 +655,16 @@ async def _write_status(
         **extra,
     }
     if not observe.status_equal(old, status):
+        changed = sorted(k for k, v in status.items() if old.get(k) != v)
+        ready = next((c for c in status["conditions"] if c["type"] == reasons.READY), {})
+        logger.info(
+            "WebApp %s/%s: writing status (%s changed; Ready=%s %s)",
+            entry.namespace,
+            entry.name,
+            ", ".join(changed),
+            ready.get("status"),
+            ready.get("reason"),
+        )
         await ctx.writer.patch_webapp_status(entry.namespace, entry.name, status)
 
 
