@@ -656,7 +656,9 @@ async def _write_status(
     }
     if not observe.status_equal(old, status):
         changed = sorted(k for k, v in status.items() if old.get(k) != v)
-        ready = next((c for c in status["conditions"] if c["type"] == reasons.READY), {})
+        ready: dict[str, Any] = next(
+            (c for c in status["conditions"] if c["type"] == reasons.READY), {}
+        )
         logger.info(
             "WebApp %s/%s: writing status (%s changed; Ready=%s %s)",
             entry.namespace,
