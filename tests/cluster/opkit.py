@@ -70,16 +70,27 @@ class Kit:
     watch: Sequence[str] = ()
     operator: BackgroundProcess | None = None
     extra_args: list[str] = field(default_factory=list)
+    # Run the operator as another identity (e.g. the Helm chart's ServiceAccount): a kubeconfig
+    # path for the operator process only; the test itself stays admin.
+    operator_kubeconfig: str | None = None
+    operator_namespace: str | None = None
 
     # ------------------------------------------------------------------ the operator
 
     def start_operator(self, *extra: str) -> BackgroundProcess:
         namespaces = list(self.watch) or [self.namespace]
-        argv = [WEBAPP_CLI, "run", "--debug", "--operator-namespace", self.namespace]
+        argv = [
+            WEBAPP_CLI,
+            "run",
+            "--debug",
+            "--operator-namespace",
+            self.operator_namespace or self.namespace,
+        ]
         for ns in namespaces:
             argv += ["--namespace", ns]
         argv += [*self.extra_args, *extra]
-        self.operator = self.start_background(argv, name="operator")
+        env = {"KUBECONFIG": self.operator_kubeconfig} if self.operator_kubeconfig else None
+        self.operator = self.start_background(argv, name="operator", env=env)
         self.operator.wait_for_log(r"webapp-operator started", timeout=60)
         return self.operator
 
