@@ -74,6 +74,7 @@ class Kit:
     # path for the operator process only; the test itself stays admin.
     operator_kubeconfig: str | None = None
     operator_namespace: str | None = None
+    metrics_port: int = 0
 
     # ------------------------------------------------------------------ the operator
 
@@ -88,6 +89,8 @@ class Kit:
         ]
         for ns in namespaces:
             argv += ["--namespace", ns]
+        self.metrics_port = free_port()
+        argv += ["--metrics-port", str(self.metrics_port)]
         argv += [*self.extra_args, *extra]
         env = {"KUBECONFIG": self.operator_kubeconfig} if self.operator_kubeconfig else None
         self.operator = self.start_background(argv, name="operator", env=env)
@@ -102,6 +105,23 @@ class Kit:
         """Wait until the operator (re)started last has drained its work queue once."""
         assert self.operator is not None
         self.operator.wait_for_log(r"work queue idle", timeout=timeout)
+
+    def metrics_text(self) -> str:
+        """The operator's /metrics page ('' when it is not running)."""
+        return self.fetch("/metrics")
+
+    def fetch(self, path: str) -> str:
+        import urllib.error
+        import urllib.request
+
+        if not self.metrics_port:
+            return ""
+        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except (urllib.error.URLError, OSError):
+            return ""
 
     def operator_log(self) -> str:
         return self.operator.log_text() if self.operator else ""
@@ -270,7 +290,16 @@ class Kit:
             meta = secret["metadata"]
             scan(f"Secret/{meta['name']} metadata", json.dumps(meta, default=str))
         scan("operator log", self.operator_log())
+        scan("metrics", self.metrics_text())
         return hits
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def kit_fixture(

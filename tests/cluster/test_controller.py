@@ -342,3 +342,29 @@ def test_secret_values_never_leak_at_debug(kit: opkit.Kit) -> None:
     assert kit.canary_hits(["canary-user-77aa", PASSWORD_1, PASSWORD_2, PASSWORD_3]) == []
     # And the values did arrive where they belong.
     assert any(s["metadata"]["name"].startswith("shop-env-") for s in kit.objects(Secret))
+
+
+def test_metrics_and_health_endpoints(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="revision 2")
+    assert kit.fetch("/readyz") == "ok\n"
+    assert kit.fetch("/healthz") == "ok\n"
+    text = wait_for(
+        lambda: (t := kit.metrics_text()) and 'reason="RolloutStarted"' in t and t,
+        30,
+        message="the rollout in the metrics",
+    )
+    for series in (
+        "webapp_operator_reconcile_duration_seconds_bucket",
+        'webapp_operator_events_total{reason="RevisionCreated",type="Normal"}',
+        'webapp_operator_api_requests_total{kind="write"}',
+        "webapp_operator_queue_depth",
+        "webapp_operator_ready 1.0",
+    ):
+        assert series in text, series
+    assert "shop" not in text  # no object names in labels: bounded series
+    assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []

@@ -55,6 +55,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
+    cmd.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="serve /metrics, /readyz and /healthz on this port (9090; 0 turns it off)",
+    )
+    cmd.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        help="address to serve metrics on (127.0.0.1; 0.0.0.0 in a pod)",
+    )
     cmd.add_argument("--log-format", choices=("plain", "full", "json"), default="full")
     cmd.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     cmd.add_argument("--debug", action="store_true", help="log at DEBUG")
@@ -82,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         "coalesce_delay": args.coalesce_delay,
         "revision_history_limit": args.revision_history_limit,
         "clock_offset_file": args.clock_offset_file,
+        "metrics_port": args.metrics_port,
+        "metrics_address": args.metrics_address,
     }
     kopf.run(
         clusterwide=not args.namespaces,

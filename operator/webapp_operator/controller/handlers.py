@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import kopf
 
-from webapp_operator.controller import reconcile, state, workqueue
+from webapp_operator.controller import metrics, reconcile, state, workqueue
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
 
@@ -69,6 +69,8 @@ class Runtime:
         self.ready = asyncio.Event()
         self.ctx: reconcile.Context | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.metrics = metrics.Metrics(self.counter, lambda: len(self.queue))
+        self.server: Any = None
         self.coalesce = float(self.options.get("coalesce_delay", 0.2))
         self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
 
@@ -318,7 +320,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
                 indexes["deployment_index"], indexes["replicaset_index"], indexes["service_index"]
             ),
         ),
-        writer=kube.Gateway(api, runtime.counter),
+        writer=kube.Gateway(api, runtime.counter, on_event=runtime.metrics.event),
         clock=SystemClock(options.get("clock_offset_file")),
         settings=render.Settings(
             snapshot_key=snapshot_key,
@@ -329,6 +331,11 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
+    port = int(options.get("metrics_port") or 0)
+    if port:
+        runtime.server = await metrics.serve(
+            runtime.metrics, runtime.ready, str(options.get("metrics_address", "127.0.0.1")), port
+        )
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
@@ -336,6 +343,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
 
 async def _work(runtime: Runtime) -> None:
     await runtime.ready.wait()
+    runtime.metrics.ready.set(1)
     ctx = runtime.ctx
     assert ctx is not None
 
@@ -344,10 +352,11 @@ async def _work(runtime: Runtime) -> None:
     async def handle(key: reconcile.Key) -> float | None:
         nonlocal handled
         kind, namespace, name = key
-        if kind == "webapp":
-            again = await reconcile.reconcile_webapp(ctx, namespace, name)
-        else:
-            again = await reconcile.reconcile_secret(ctx, namespace, name)
+        with runtime.metrics.reconcile_seconds.labels(kind=kind).time():
+            if kind == "webapp":
+                again = await reconcile.reconcile_webapp(ctx, namespace, name)
+            else:
+                again = await reconcile.reconcile_secret(ctx, namespace, name)
         handled += 1
         if again is None and len(runtime.queue) == 0:
             counter = runtime.counter
@@ -360,6 +369,7 @@ async def _work(runtime: Runtime) -> None:
         return again
 
     def on_error(key: reconcile.Key, error: BaseException) -> float | None:
+        runtime.metrics.reconcile_errors.labels(kind=key[0]).inc()
         logger.warning("reconcile of %s %s/%s failed: %s", key[0], key[1], key[2], _safe(error))
         return None
 
@@ -399,3 +409,5 @@ async def cleanup(memo: Any, **_: Any) -> None:
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    if runtime.server is not None:
+        await runtime.server.cleanup()

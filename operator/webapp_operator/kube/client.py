@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -139,9 +139,15 @@ def resource_of(obj: Mapping[str, Any]) -> Any:  # noqa: ANN401 (a lightkube res
 class Gateway:
     """The operations the controller performs, counted, on plain dicts."""
 
-    def __init__(self, client: AsyncClient, counter: RequestCounter) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        counter: RequestCounter,
+        on_event: Callable[[str, bool], None] | None = None,
+    ) -> None:
         self.client = client
         self.counter = counter
+        self.on_event = on_event
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply with our field manager; we own what we apply (force)."""
@@ -261,6 +267,8 @@ class Gateway:
 
         instance: Any = Event.from_dict(event)
         await self.client.create(instance)
+        if self.on_event is not None:
+            self.on_event(reason, warning)
 
 
 def items_of(listing: Iterator[Any]) -> list[dict[str, Any]]:
