@@ -353,11 +353,12 @@ def test_metrics_and_health_endpoints(kit: opkit.Kit) -> None:
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="revision 2")
     assert kit.fetch("/readyz") == "ok\n"
     assert kit.fetch("/healthz") == "ok\n"
-    text = wait_for(
-        lambda: (t := kit.metrics_text()) and 'reason="RolloutStarted"' in t and t,
-        30,
-        message="the rollout in the metrics",
-    )
+
+    def rollout_counted() -> str | None:
+        text = kit.metrics_text()
+        return text if 'reason="RolloutStarted"' in text else None
+
+    text = wait_for(rollout_counted, 30, message="the rollout in the metrics")
     for series in (
         "webapp_operator_reconcile_duration_seconds_bucket",
         'webapp_operator_events_total{reason="RevisionCreated",type="Normal"}',
