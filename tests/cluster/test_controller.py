@@ -369,3 +369,20 @@ def test_metrics_and_health_endpoints(kit: opkit.Kit) -> None:
         assert series in text, series
     assert "shop" not in text  # no object names in labels: bounded series
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+
+def test_missing_operator_namespace_is_created(kit: opkit.Kit) -> None:
+    from lightkube.resources.core_v1 import Namespace
+
+    own = f"{kit.namespace}-op"[:63]
+    kit.operator_namespace = own
+    try:
+        kit.start_operator()
+        kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+        kit.webapp("shop", SEED)
+        kit.wait_ready("shop")
+        keys = opkit.as_dict(kit.kube.get(Secret, "webapp-operator-keys", namespace=own))
+        assert keys["data"]
+    finally:
+        kit.stop_operator()
+        kit.kube.delete(Namespace, own)

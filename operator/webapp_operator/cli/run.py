@@ -12,6 +12,15 @@ import os
 from typing import Any
 
 
+def _pod_namespace() -> str | None:
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    try:
+        with open(path) as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = commands.add_parser(
         "run",
@@ -32,9 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     cmd.add_argument(
         "--operator-namespace",
-        default=os.environ.get("WEBAPP_OPERATOR_NAMESPACE", "webapp-operator"),
-        help="where the operator keeps its keys (default: $WEBAPP_OPERATOR_NAMESPACE or "
-        "webapp-operator)",
+        default=os.environ.get("WEBAPP_OPERATOR_NAMESPACE")
+        or _pod_namespace()
+        or "webapp-operator",
+        help="where the operator keeps its keys (default: $WEBAPP_OPERATOR_NAMESPACE, the "
+        "pod's namespace in a cluster, else webapp-operator; created if missing and allowed)",
     )
     cmd.add_argument("--concurrency", type=int, default=8, help="parallel reconciles (8)")
     cmd.add_argument(

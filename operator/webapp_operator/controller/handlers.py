@@ -249,6 +249,35 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
 
 
+async def _ensure_namespace(client: Any, namespace: str) -> None:
+    """The operator's own namespace must exist for its keys: create it if it can, else say so."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Namespace
+
+    try:
+        await client.get(Namespace, namespace)
+        return
+    except ApiError as error:
+        if kube.is_not_found(error):
+            pass
+        elif error.status.code == 403:
+            return  # a namespaced install may not read Namespaces: assume it exists
+        else:
+            raise
+    try:
+        await client.create(Namespace(metadata=ObjectMeta(name=namespace)))
+        logger.warning("created the operator namespace %s for its keys", namespace)
+    except ApiError as error:
+        if not kube.is_already_exists(error):
+            msg = (
+                f"the operator namespace {namespace} does not exist and cannot be created "
+                f"({error.status.code} {error.status.reason}); create it or pass "
+                "--operator-namespace"
+            )
+            raise kopf.PermanentError(msg) from None
+
+
 async def _keys(client: Any, namespace: str) -> bytes:
     """The snapshot key: created once in the operator's namespace, then only read."""
     from lightkube.core.exceptions import ApiError
@@ -309,6 +338,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     memo.runtime = runtime
     api = kube.async_client(runtime.counter)
     options = runtime.options
+    await _ensure_namespace(api, options["operator_namespace"])
     snapshot_key = await _keys(api, options["operator_namespace"])
     runtime.ctx = reconcile.Context(
         indexes=reconcile.Indexes(
