@@ -386,3 +386,40 @@ def test_missing_operator_namespace_is_created(kit: opkit.Kit) -> None:
     finally:
         kit.stop_operator()
         kit.kube.delete(Namespace, own)
+
+
+def test_secrets_changed_together_roll_the_app_once(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.secret("db", {"uri": f"postgresql://u:{PASSWORD_2}@db:5432/d"}, grant="shop")
+    kit.secret("cache", {"uri": "redis://cache:6379/0"}, grant="shop")
+    kit.webapp(
+        "shop",
+        {
+            **SEED,
+            "integrations": {"postgresql": {"secretName": "db"}, "redis": {"secretName": "cache"}},
+        },
+    )
+    kit.wait_ready("shop")
+    # Three Secrets change at once (as one `kubectl apply -f` of three files would).
+    kit.secret("credentials", {"username": "b", "password": PASSWORD_3}, grant="shop")
+    kit.secret("db", {"uri": f"postgresql://u:{PASSWORD_3}@db:5432/d"}, grant="shop")
+    kit.secret("cache", {"uri": "redis://cache2:6379/0"}, grant="shop")
+    wait_for(
+        lambda: all(kit.tracked("shop", o) == 2 for o in ("credentials", "postgresql", "redis")),
+        60,
+        message="all three options on revision 2",
+    )
+    kit.wait_ready("shop")
+    env = kit.env(one_snapshot(kit, "shop"))
+    assert env["REDIS_DB_HOSTNAME"] == "cache2"
+    assert env["FLASK_CREDENTIALS_USERNAME"] == "b"
+    # One pod-template change per Deployment: exactly two ReplicaSets each, one rollout Event.
+    for name in kit.deployments("shop"):
+        owned = [
+            rs
+            for rs in kit.objects(ReplicaSet)
+            if any(o["name"] == name for o in rs["metadata"].get("ownerReferences") or [])
+        ]
+        assert len(owned) == 2, name
+    assert len(kit.events("RolloutStarted")) == 1
