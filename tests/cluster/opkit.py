@@ -207,6 +207,15 @@ class Kit:
                         names.add(str(source["secretRef"]["name"]))
         return names
 
+    def one_snapshot(self, app: str, timeout: float = 60) -> str:
+        """The one environment snapshot all of `app`'s Deployments reference (waits for it)."""
+
+        def single() -> str | None:
+            names = self.snapshot_names(app)
+            return next(iter(names)) if len(names) == 1 else None
+
+        return wait_for(single, timeout, message=f"{app}'s Deployments to share one snapshot")
+
     def env(self, snapshot: str) -> dict[str, str]:
         secret = as_dict(self.kube.get(Secret, snapshot, namespace=self.namespace))
         return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}

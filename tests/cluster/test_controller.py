@@ -41,14 +41,6 @@ def kit(
     yield from opkit.kit_fixture(kube, namespace, background)
 
 
-def one_snapshot(kit: opkit.Kit, app: str) -> str:
-    def single() -> str | None:
-        names = kit.snapshot_names(app)
-        return next(iter(names)) if len(names) == 1 else None
-
-    return wait_for(single, 60, message=f"{app}'s Deployments to share one snapshot")
-
-
 def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
     kit.start_operator()
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
@@ -60,7 +52,7 @@ def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
     scheduler = deployments["shop-celery-beat-scheduler"]["spec"]
     assert scheduler["replicas"] == 1
     assert scheduler["strategy"]["type"] == "Recreate"
-    snapshot = one_snapshot(kit, "shop")
+    snapshot = kit.one_snapshot("shop")
     env = kit.env(snapshot)
     assert env["FLASK_CREDENTIALS_USERNAME"] == "admin"
     assert env["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
@@ -76,12 +68,12 @@ def test_update_creates_revision_rolls_once_and_prunes_after_rollout(kit: opkit.
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
     kit.webapp("shop", SEED)
     kit.wait_ready("shop")
-    first = one_snapshot(kit, "shop")
+    first = kit.one_snapshot("shop")
 
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="tracking revision 2")
     kit.wait_ready("shop")
-    second = one_snapshot(kit, "shop")
+    second = kit.one_snapshot("shop")
     assert second != first
     assert kit.env(second)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
     # Revision 1 goes only once no live ReplicaSet uses it any more.
@@ -124,7 +116,7 @@ def test_identical_content_creates_no_revision(kit: opkit.Kit) -> None:
     )
     wait_for(lambda: kit.ready("shop"), 30, message="still ready")
     assert kit.revisions("db") == [1]
-    env = kit.env(one_snapshot(kit, "shop"))
+    env = kit.env(kit.one_snapshot("shop"))
     assert env["POSTGRESQL_DB_HOSTNAME"] == "h"
 
 
@@ -152,7 +144,7 @@ def test_revocation_keeps_running_pods_and_blocks_new_revisions(kit: opkit.Kit) 
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
     kit.webapp("shop", SEED)
     kit.wait_ready("shop")
-    before = one_snapshot(kit, "shop")
+    before = kit.one_snapshot("shop")
     kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="")
     wait_for(
         lambda: kit.condition("shop").get("reason") == "SecretNotGranted",
@@ -182,7 +174,7 @@ def test_manual_observer_stays_until_refresh(kit: opkit.Kit) -> None:
     )
     kit.wait_ready("shop")
     kit.wait_ready("api")
-    shop_snapshot = one_snapshot(kit, "shop")
+    shop_snapshot = kit.one_snapshot("shop")
 
     kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop,api")
     wait_for(lambda: kit.tracked("api", "credentials") == 2, 60, message="api on revision 2")
@@ -204,7 +196,7 @@ def test_manual_observer_stays_until_refresh(kit: opkit.Kit) -> None:
     kit.annotate_webapp("shop", {"twelvefactor.dev/refresh": "credentials@1"})
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="shop refreshed")
     kit.wait_ready("shop")
-    assert kit.env(one_snapshot(kit, "shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
+    assert kit.env(kit.one_snapshot("shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
     assert kit.events("SecretRefreshed")
     wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
     assert len(kit.events("SecretChanged")) == 1
@@ -221,7 +213,7 @@ def test_pin_and_missing_revision(kit: opkit.Kit) -> None:
     wait_for(lambda: kit.revisions("credentials") == [1, 2], 60, message="revision 2")
     kit.wait_ready("shop")
     assert kit.tracked("shop", "credentials") == 1
-    assert kit.env(one_snapshot(kit, "shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+    assert kit.env(kit.one_snapshot("shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
     kit.webapp(
         "shop", {**SEED, "secrets": {"credentials": {"secretName": "credentials", "revision": 7}}}
     )
@@ -282,7 +274,7 @@ def test_cross_namespace_grant(
             },
         )
         kit.wait_ready("shop")
-        assert kit.env(one_snapshot(kit, "shop"))["REDIS_DB_HOSTNAME"] == "cache"
+        assert kit.env(kit.one_snapshot("shop"))["REDIS_DB_HOSTNAME"] == "cache"
         assert kit.revisions("db", namespace=shared) == [1]
         # The same grant written without the namespace grants an app in `shared` instead.
         kit.secret("db", {"uri": "redis://cache:6379/0"}, grant="shop", namespace=shared)
@@ -411,7 +403,7 @@ def test_secrets_changed_together_roll_the_app_once(kit: opkit.Kit) -> None:
         message="all three options on revision 2",
     )
     kit.wait_ready("shop")
-    env = kit.env(one_snapshot(kit, "shop"))
+    env = kit.env(kit.one_snapshot("shop"))
     assert env["REDIS_DB_HOSTNAME"] == "cache2"
     assert env["FLASK_CREDENTIALS_USERNAME"] == "b"
     # One pod-template change per Deployment: exactly two ReplicaSets each, one rollout Event.

@@ -52,14 +52,6 @@ def kit(
         yield kit
 
 
-def one_snapshot(kit: opkit.Kit, app: str) -> str:
-    def single() -> str | None:
-        names = kit.snapshot_names(app)
-        return next(iter(names)) if len(names) == 1 else None
-
-    return wait_for(single, 60, message=f"{app}'s Deployments to share one snapshot")
-
-
 def count(kit: opkit.Kit, reason: str, at_least: int, timeout: float = 30) -> int:
     def enough() -> int | None:
         found = len(kit.events(reason))
@@ -212,14 +204,14 @@ def test_app_owned_secret_is_generated_granted_and_rotated_by_the_operator(
     )
     kit.wait_ready("issuer")
     kit.wait_ready("consumer")
-    first = kit.env(one_snapshot(kit, "consumer"))["APP_UPSTREAM_TOKEN"]
+    first = kit.env(kit.one_snapshot("consumer"))["APP_UPSTREAM_TOKEN"]
     assert len(first) >= 32
     assert kit.revisions("issuer.api-token") == [1]
 
     clock.advance(61)  # due: the operator itself makes revision 2
     wait_for(lambda: kit.tracked("consumer", "upstream") == 2, 60, message="consumer on rev 2")
     kit.wait_ready("consumer")
-    second = kit.env(one_snapshot(kit, "consumer"))["APP_UPSTREAM_TOKEN"]
+    second = kit.env(kit.one_snapshot("consumer"))["APP_UPSTREAM_TOKEN"]
     assert second != first
     assert kit.canary_hits([first, second]) == []
 
@@ -240,13 +232,13 @@ def test_app_secret_key_rotates_on_request(
     kit.start_operator()
     kit.webapp("shop", {"framework": "django", "image": "shop:1"})
     kit.wait_ready("shop")
-    before = kit.env(one_snapshot(kit, "shop"))["DJANGO_SECRET_KEY"]
+    before = kit.env(kit.one_snapshot("shop"))["DJANGO_SECRET_KEY"]
     monkeypatch.setenv("KUBECONFIG", kit.kubeconfig)
     assert main.main(["rotate-secret", "shop.secret-key", "-n", kit.namespace]) == 0
     assert "rotated" in capsys.readouterr().out
     wait_for(lambda: kit.revisions("shop.secret-key")[-1] == 2, 60, message="key revision 2")
     wait_for(
-        lambda: kit.env(one_snapshot(kit, "shop"))["DJANGO_SECRET_KEY"] != before,
+        lambda: kit.env(kit.one_snapshot("shop"))["DJANGO_SECRET_KEY"] != before,
         60,
         message="a new secret key in the environment",
     )
