@@ -415,3 +415,30 @@ def test_secrets_changed_together_roll_the_app_once(kit: opkit.Kit) -> None:
         ]
         assert len(owned) == 2, name
     assert len(kit.events("RolloutStarted")) == 1
+
+
+def test_deleting_the_last_observer_of_a_revision_prunes_it(kit: opkit.Kit) -> None:
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="old,new")
+    manual = {
+        "framework": "go",
+        "image": "old:1",
+        "secrets": {"credentials": {"secretName": "credentials", "refresh": "manual"}},
+    }
+    kit.webapp("old", manual)
+    kit.webapp(
+        "new",
+        {
+            "framework": "go",
+            "image": "new:1",
+            "secrets": {"credentials": {"secretName": "credentials"}},
+        },
+    )
+    kit.wait_ready("old")
+    kit.wait_ready("new")
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="old,new")
+    wait_for(lambda: kit.tracked("new", "credentials") == 2, 60, message="new on revision 2")
+    kit.wait_ready("new")
+    assert kit.revisions("credentials") == [1, 2]  # old still tracks revision 1
+    kit.kube.delete(opkit.WebApp, "old", namespace=kit.namespace)
+    wait_for(lambda: kit.revisions("credentials") == [2], 90, message="revision 1 pruned")

@@ -29,6 +29,7 @@ from typing import Any, Final
 import kopf
 
 from webapp_operator.controller import metrics, reconcile, state, workqueue
+from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
 
@@ -73,6 +74,8 @@ class Runtime:
         self.server: Any = None
         self.coalesce = float(self.options.get("coalesce_delay", 0.2))
         self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
+        # Opens sealed source Secrets in the Secret index; its keys are loaded at start-up.
+        self.unsealer = sealing_keys.Unsealer()
 
     def webapp(self, namespace: str, name: str, delay: float = WEBAPP_DELAY) -> None:
         self.queue.add(("webapp", namespace, name), delay, max_wait=self.coalesce_max)
@@ -90,9 +93,9 @@ def _runtime(memo: Any) -> Runtime:
 
 
 @kopf.index("v1", "secrets")
-def managed_secrets(body: kopf.Body, **_: Any) -> dict[Any, state.SecretEntry] | None:
+def managed_secrets(body: kopf.Body, memo: Any, **_: Any) -> dict[Any, state.SecretEntry] | None:
     """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots."""
-    entry = state.secret_entry(body)
+    entry = state.secret_entry(body, _runtime(memo).unsealer)
     if not entry.kind:
         return None
     keys: dict[Any, state.SecretEntry] = {entry.key: entry}
@@ -209,10 +212,22 @@ async def _on_workload(body: kopf.Body, namespace: str | None, memo: Any) -> Non
         return
     runtime.webapp(namespace, app)
     ctx = runtime.ctx
-    entry = None if ctx is None else reconcile._one(ctx.indexes.webapps, (namespace, app))
+    if ctx is None:
+        return
+    # A ReplicaSet scaled down (or gone) may free revisions: look at the Secrets its
+    # environment was built from, even when the WebApp itself is being deleted.
+    refs: set[tuple[str, str]] = set()
+    entry = reconcile._one(ctx.indexes.webapps, (namespace, app))
     if entry is not None:
-        for ref in state.observed_refs(entry.body):
-            runtime.secret(*ref, delay=runtime.coalesce)
+        refs.update(state.observed_refs(entry.body))
+    workload = state.workload_entry(str(body.get("kind", "")), body)
+    if workload is not None and workload.snapshot:
+        snapshot = reconcile._one(ctx.indexes.secrets, (namespace, workload.snapshot))
+        if snapshot is not None:
+            sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
+            refs.update((ns, name) for ns, name, _ in sources.values())
+    for ref in refs:
+        runtime.secret(*ref, delay=runtime.coalesce)
 
 
 @kopf.on.event("apps", "v1", "deployments")
@@ -361,6 +376,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
+    keys = sealing_keys.KeyManager(
+        api,
+        options["operator_namespace"],
+        runtime.ctx.clock,
+        sealing_keys.renewal_period(options),
+        runtime.unsealer,
+    )
+    await keys.start()  # before any index runs: sealed Secrets open from the first event
+    poll = sealing_keys.POLL_SHIFTED if options.get("clock_offset_file") else sealing_keys.POLL
+    runtime.tasks.append(asyncio.create_task(keys.run(poll)))
     port = int(options.get("metrics_port") or 0)
     if port:
         runtime.server = await metrics.serve(

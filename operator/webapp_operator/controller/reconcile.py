@@ -28,16 +28,19 @@ from webapp_operator.domain import (
     resolve,
     revisions,
     schedule,
+    sealing,
 )
 from webapp_operator.domain.errors import InvalidConfig as InvalidConfigError
+from webapp_operator.domain.errors import InvalidSecretKey as InvalidSecretKeyError
 from webapp_operator.domain.errors import WebAppError
 
 logger = logging.getLogger(__name__)
 
 SECRET_KEY_SUFFIX: Final = owned.SECRET_KEY_SUFFIX
 SECRET_KEY_DATA: Final = owned.SECRET_KEY_DATA
-# A WebApp waiting for a revision the operator is about to create looks again this soon.
-PENDING_RETRY: Final = 0.2
+# A WebApp waiting for a revision the operator is about to create is queued again by that
+# revision's watch event; this is only the safety net should an event be missed.
+PENDING_RETRY: Final = 2.0
 
 Key = tuple[Literal["webapp", "secret"], str, str]
 
@@ -116,6 +119,8 @@ class Context:
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
     memory_seconds: float = 30.0
+    # Sealed sources whose values do not open, as last reported by Event: (ns, name) -> message.
+    unseal_reported: dict[tuple[str, str], str] = field(default_factory=dict)
     monotonic: Any = field(default=None, repr=False)  # () -> float
 
     def now_text(self) -> str:
@@ -185,6 +190,8 @@ class IndexLookup:
         source = _one(self.indexes.secrets, (namespace, name))
         if source is None or source.kind != revisions.KIND_SOURCE:
             return False
+        if source.unseal_error is not None:
+            return False  # no revision can come from content that does not open
         entries = self.revision_entries(namespace, name)
         if not entries:
             return True
@@ -284,6 +291,7 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
     lookup = IndexLookup(ctx.indexes)
     entries = lookup.revision_entries(namespace, name)
     latest = entries[-1] if entries else None
+    await _report_unseal(ctx, source)
     if lookup.pending(namespace, name, ctx.digest_key):
         number = (latest.revision.number if latest and latest.revision else 0) + 1
         now = ctx.clock.now()
@@ -314,6 +322,48 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
                 ctx.clock.now(),
             )
     return None
+
+
+async def _report_unseal(ctx: Context, source: state.SecretEntry) -> None:
+    """A Warning Event on a sealed source whose values do not open, once per new cause.
+
+    No revision is made from it (`pending` is False), so the latest revision and every app on
+    it stay as they are. Observers learn it from their own condition (`_unseal_failure`).
+    """
+    if source.unseal_error is None:
+        ctx.unseal_reported.pop(source.key, None)
+        return
+    if ctx.unseal_reported.get(source.key) == source.unseal_error:
+        return
+    message = f"Secret {source.namespace}/{source.name} does not open: {source.unseal_error}"
+    logger.warning("%s", message)
+    await ctx.writer.post_event(
+        source.as_involved(), sealing.UNSEAL_FAILED, message, ctx.clock.now(), warning=True
+    )
+    ctx.unseal_reported[source.key] = source.unseal_error
+
+
+def _unseal_failure(
+    ctx: Context, webapp: model.WebApp, path: str, namespace: str, name: str
+) -> WebAppError | None:
+    """InvalidSecretKey for an app whose granted sealed Secret does not open (else None)."""
+    source: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
+    if source is None or source.unseal_error is None:
+        return None
+    subject = f"WebApp {webapp.namespace}/{webapp.name}: {path}"
+    try:
+        grants.check_granted(
+            namespace,
+            name,
+            source.annotations.get(grants.GRANT_ANNOTATION),
+            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
+        )
+    except WebAppError as error:
+        return type(error)(f"{subject}: {error.message}")
+    return InvalidSecretKeyError(
+        f"{subject}: sealed Secret {namespace}/{name} does not open, so no new revision is "
+        f"made from it (running pods keep their environment): {source.unseal_error}"
+    )
 
 
 def _policy(source: state.SecretEntry) -> schedule.RotatePolicy:
@@ -746,6 +796,13 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         wants_refresh = "*" in refresh or option in refresh
         item.tracked = observe.choose_tracked(mode, pin, item.prior, item.latest, wants_refresh)
         options.append(item)
+        # A sealed source that does not open fails the apps that follow it (or have nothing
+        # yet); apps pinned or on manual refresh keep their revision and stay as they are.
+        unsealed = _unseal_failure(ctx, webapp, path, ref_ns, ref_name)
+        follows = (mode == "auto" and pin is None) or item.tracked is None
+        if unsealed is not None and follows:
+            errors.append(unsealed)
+            continue
         if lookup.pending(ref_ns, ref_name, ctx.digest_key) and mode == "auto" and pin is None:
             pending = True
         if item.tracked is None and lookup.source(ref_ns, ref_name) is not None:

@@ -8,14 +8,17 @@ Everything here is rebuilt from the watch streams after a restart: no state is l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from webapp_operator.domain import render, revisions
+from webapp_operator.domain import render, revisions, sealing
 
 APPLIED_ANNOTATION = "twelvefactor.dev/applied"
+
+# Opens a sealed source: (namespace, name, data) -> (content, None) or ({}, error message).
+Unseal = Callable[[str, str, Mapping[str, bytes]], tuple[dict[str, bytes], str | None]]
 
 
 def _created(meta: Mapping[str, Any]) -> datetime:
@@ -39,6 +42,8 @@ class SecretEntry:
     annotations: Mapping[str, str]
     created: datetime
     data: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    # A sealed source that does not open: why (names only); its data is then empty.
+    unseal_error: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -67,21 +72,31 @@ def decode_data(data: Mapping[str, Any] | None) -> dict[str, bytes]:
     return {str(k): base64.b64decode(str(v)) for k, v in (data or {}).items()}
 
 
-def secret_entry(body: Mapping[str, Any]) -> SecretEntry:
+def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> SecretEntry:
+    """The entry of a Secret; a sealed source is opened with `unseal` (docs/sealing.md)."""
     meta = body.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
     kind = labels.get(revisions.MANAGED_LABEL, "")
+    annotations = dict(meta.get("annotations") or {})
     # Environment snapshots are only named by the operator: their content is never needed.
     keep_data = kind in (revisions.KIND_SOURCE, revisions.KIND_REVISION)
+    data = decode_data(body.get("data")) if keep_data else {}
+    error = None
+    sealed = kind == revisions.KIND_SOURCE and sealing.is_sealed_secret(annotations)
+    if sealed and unseal is not None:
+        data, error = unseal(meta.get("namespace", ""), meta.get("name", ""), data)
+    elif sealed:  # never take sealed text for content
+        data, error = {}, "the operator has no sealing keys loaded"
     return SecretEntry(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
         kind=kind,
         labels=labels,
-        annotations=dict(meta.get("annotations") or {}),
+        annotations=annotations,
         created=_created(meta),
-        data=decode_data(body.get("data")) if keep_data else {},
+        data=data,
+        unseal_error=error,
     )
 
 
