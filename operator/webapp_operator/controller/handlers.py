@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import kopf
 
-from webapp_operator.controller import metrics, reconcile, state, workqueue
+from webapp_operator.controller import leader, metrics, reconcile, state, workqueue
 from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
@@ -72,6 +72,10 @@ class Runtime:
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics.Metrics(self.counter, lambda: len(self.queue))
         self.server: Any = None
+        # Set while this replica may reconcile: always, unless leader election is on.
+        self.leading = asyncio.Event()
+        self.leading.set()
+        self.election: leader.LeaderElection | None = None
         self.coalesce = float(self.options.get("coalesce_delay", 0.2))
         self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
         # Opens sealed source Secrets in the Secret index; its keys are loaded at start-up.
@@ -385,7 +389,17 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     )
     await keys.start()  # before any index runs: sealed Secrets open from the first event
     poll = sealing_keys.POLL_SHIFTED if options.get("clock_offset_file") else sealing_keys.POLL
-    runtime.tasks.append(asyncio.create_task(keys.run(poll)))
+    if options.get("leader_elect"):
+        runtime.election = leader.LeaderElection(
+            api,
+            options["operator_namespace"],
+            identity=f"{os.environ.get('HOSTNAME') or 'webapp-operator'}-{os.getpid()}",
+            duration=float(options.get("lease_duration", 15.0)),
+            renew=float(options.get("lease_renew", 5.0)),
+        )
+        runtime.leading = runtime.election.leading
+        runtime.tasks.append(asyncio.create_task(runtime.election.run()))
+    runtime.tasks.append(asyncio.create_task(_when_leading(runtime, keys.run(poll))))
     port = int(options.get("metrics_port") or 0)
     if port:
         runtime.server = await metrics.serve(
@@ -394,6 +408,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
+
+
+async def _when_leading(runtime: Runtime, job: Any) -> None:
+    """Run `job` (a coroutine) once this replica leads: standbys write nothing."""
+    await runtime.leading.wait()
+    await job
 
 
 async def _work(runtime: Runtime) -> None:
@@ -406,6 +426,7 @@ async def _work(runtime: Runtime) -> None:
 
     async def handle(key: reconcile.Key) -> float | None:
         nonlocal handled
+        await runtime.leading.wait()  # a standby keeps its indexes warm and waits here
         kind, namespace, name = key
         with runtime.metrics.reconcile_seconds.labels(kind=kind).time():
             if kind == "webapp":
@@ -441,6 +462,7 @@ async def _scheduler(runtime: Runtime) -> None:
     # With a shifted clock (tests) the offset can jump at any moment: look often.
     poll = 0.5 if runtime.options.get("clock_offset_file") else 30.0
     while True:
+        await runtime.leading.wait()
         now = ctx.clock.now()
         for namespace, name in ctx.agenda.pop_due(now):
             runtime.secret(namespace, name)
@@ -464,5 +486,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    if runtime.election is not None:
+        await runtime.election.release()
     if runtime.server is not None:
         await runtime.server.cleanup()
