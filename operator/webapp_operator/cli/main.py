@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from webapp_operator import __version__
-from webapp_operator.cli import offline, run, secrets
+from webapp_operator.cli import offline, run, sealing, secrets
 from webapp_operator.domain.errors import WebAppError
 
 EXIT_BAD_INPUT = 1
@@ -29,6 +29,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     offline.register(commands)
     secrets.register(commands)
+    sealing.register(commands)
     run.register(commands)
     return parser
 

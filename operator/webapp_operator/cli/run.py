@@ -11,6 +11,8 @@ import logging
 import os
 from typing import Any
 
+from webapp_operator.cli import sealing
+
 
 def _pod_namespace() -> str | None:
     path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -77,6 +79,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="127.0.0.1",
         help="address to serve metrics on (127.0.0.1; 0.0.0.0 in a pod)",
     )
+    cmd.add_argument(
+        "--sealing-key-renewal",
+        type=sealing.renewal_period,
+        default=sealing.renewal_period("30d"),
+        metavar="DURATION",
+        help="add a new sealing key this long after the newest one, e.g. 30d (default) or 12h; "
+        "never turns renewal off; old keys are kept (docs/sealing.md)",
+    )
     cmd.add_argument("--log-format", choices=("plain", "full", "json"), default="full")
     cmd.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     cmd.add_argument("--debug", action="store_true", help="log at DEBUG")
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         "clock_offset_file": args.clock_offset_file,
         "metrics_port": args.metrics_port,
         "metrics_address": args.metrics_address,
+        "sealing_key_renewal": args.sealing_key_renewal,
     }
     kopf.run(
         clusterwide=not args.namespaces,
