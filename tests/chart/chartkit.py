@@ -1,4 +1,4 @@
-"""Render the Helm chart, and derive the kustomize tree from it (used by tests and `make manifests`).
+"""Render the Helm chart and derive the kustomize tree from it (tests and `make manifests`).
 
 - `helm(...)` / `template(...)`: the chart through the real helm binary (`.devcluster/bin/helm`,
   else helm on PATH), with helm's state kept in a temporary directory.
@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -32,10 +34,10 @@ DEVCLUSTER_BIN: Final = REPO_ROOT / ".devcluster" / "bin"
 
 RELEASE: Final = "webapp-operator"
 NAMESPACE: Final = "webapp-operator"
-KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
+KEYS_SECRET: Final = "webapp-operator-keys"
 GENERATED: Final = (
-    "# Generated from manifests/charts/webapp-operator by `make manifests`"
-    " (python -m tests.chart.generate). Do not edit.\n"
+    "# Generated from manifests/charts/webapp-operator by `make manifests`\n"
+    "# (python -m tests.chart.generate). Do not edit.\n"
 )
 
 
@@ -221,57 +223,56 @@ def kustomize_files() -> dict[str, str]:
 
 def _namespaced_overlay(base: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """overlays/namespaced: the base without its ClusterRole(Binding), with the chart's Roles for
-    the namespaces of ci/namespaced-values.yaml, and the Deployment's arguments for them."""
+    the namespaces of ci/namespaced-values.yaml (and Kopf's scanning ClusterRole), and the
+    Deployment's arguments for them."""
     wanted = for_kustomize(namespaced_objects())
     base_keys = {key(obj) for obj in base}
     wanted_keys = {key(obj) for obj in wanted}
     added = [obj for obj in wanted if key(obj) not in base_keys]
     removed = [obj for obj in base if key(obj) not in wanted_keys]
-    if any(obj["kind"] not in ("Role", "RoleBinding") for obj in added) or any(
-        obj["kind"] not in ("ClusterRole", "ClusterRoleBinding") for obj in removed
-    ):
+    rbac = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+    if any(obj["kind"] not in rbac for obj in [*added, *removed]):
         msg = "the namespaced mode differs from the cluster-wide one in more than its RBAC"
         raise AssertionError(msg)
     container = operator_container(wanted)
-    patches: list[dict[str, Any]] = [
-        {
-            "patch": yaml.safe_dump(
-                {
-                    "$patch": "delete",
-                    "apiVersion": obj["apiVersion"],
-                    "kind": obj["kind"],
-                    "metadata": {"name": obj["metadata"]["name"]},
-                },
-                sort_keys=False,
-            )
-        }
-        for obj in removed
-    ]
     deploy = deployment(wanted)
-    patches.append(
-        {
-            "patch": yaml.safe_dump(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {
-                        "name": deploy["metadata"]["name"],
-                        "namespace": deploy["metadata"]["namespace"],
-                    },
-                    "spec": {
-                        "template": {
-                            "spec": {
-                                "containers": [
-                                    {"name": container["name"], "args": container["args"]}
-                                ]
-                            }
-                        }
-                    },
+    files: dict[str, str] = {}
+    patches = []
+    for obj in removed:
+        name = f"delete-{obj['kind'].lower()}.yaml"
+        files[f"overlays/namespaced/{name}"] = GENERATED + yaml.safe_dump(
+            {
+                "$patch": "delete",
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "metadata": {"name": obj["metadata"]["name"]},
+            },
+            sort_keys=False,
+        )
+        patches.append({"path": name})
+    files["overlays/namespaced/deployment-args.yaml"] = (
+        GENERATED
+        + "# The operator's arguments: one --namespace per watched namespace.\n"
+        + yaml.safe_dump(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": deploy["metadata"]["name"],
+                    "namespace": deploy["metadata"]["namespace"],
                 },
-                sort_keys=False,
-            )
-        }
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"name": container["name"], "args": container["args"]}]
+                        }
+                    }
+                },
+            },
+            sort_keys=False,
+        )
     )
+    patches.append({"path": "deployment-args.yaml"})
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -279,13 +280,14 @@ def _namespaced_overlay(base: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         "labels": [{"pairs": dict(KUSTOMIZE_LABELS)}],
         "patches": patches,
     }
-    return {
-        "overlays/namespaced/kustomization.yaml": GENERATED
-        + "# Watches only the namespaces of rbac.yaml and the Deployment's --namespace arguments\n"
-        "# (regenerate from the chart with other watchNamespaces, or edit both together).\n"
-        + yaml.safe_dump(kustomization, sort_keys=False, width=100),
-        "overlays/namespaced/rbac.yaml": _file(added),
-    }
+    files["overlays/namespaced/kustomization.yaml"] = (
+        GENERATED
+        + "# Watches only the namespaces of rbac.yaml and deployment-args.yaml (regenerate\n"
+        "# from the chart with other watchNamespaces, or edit both together).\n"
+        + yaml.safe_dump(kustomization, sort_keys=False)
+    )
+    files["overlays/namespaced/rbac.yaml"] = _file(added)
+    return files
 
 
 def write_kustomize(root: Path = KUSTOMIZE_DIR) -> list[Path]:
@@ -302,3 +304,87 @@ def write_kustomize(root: Path = KUSTOMIZE_DIR) -> list[Path]:
         if relative not in files and path.read_text().startswith(GENERATED):
             path.unlink()
     return written
+
+
+# ------------------------------------------------------------------------------- RBAC
+
+# (where, apiGroup, resource, verb, resourceName or ""): where is "cluster" (a ClusterRole bound
+# cluster-wide), "watched" (a Role in every watched namespace) or "release" (a Role in the
+# release namespace).
+Grant = tuple[str, str, str, str, str]
+RBAC_KINDS: Final = ("ClusterRole", "Role")
+
+
+def grants(objects: Iterable[Mapping[str, Any]], release_namespace: str = NAMESPACE) -> set[Grant]:
+    """Every permission the rendered Roles and ClusterRoles hold, one tuple per verb."""
+    found: set[Grant] = set()
+    for obj in objects:
+        if obj["kind"] not in RBAC_KINDS:
+            continue
+        if obj["kind"] == "ClusterRole":
+            where = "cluster"
+        elif obj["metadata"]["namespace"] == release_namespace:
+            where = "release"
+        else:
+            where = "watched"
+        for rule in obj.get("rules") or []:
+            for group in rule.get("apiGroups") or []:
+                for resource in rule.get("resources") or []:
+                    for verb in rule.get("verbs") or []:
+                        for name in rule.get("resourceNames") or [""]:
+                            found.add((where, group, resource, verb, name))
+    return found
+
+
+def wildcards(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every `*` in a rule of a Role or ClusterRole (in any field), as object/field."""
+    hits = []
+    for obj in objects:
+        if obj["kind"] not in RBAC_KINDS:
+            continue
+        for index, rule in enumerate(obj.get("rules") or []):
+            for field_name, values in rule.items():
+                listed = values if isinstance(values, list) else [values]
+                if any("*" in str(value) for value in listed):
+                    hits.append(
+                        f"{obj['kind']}/{obj['metadata']['name']} rules[{index}].{field_name}"
+                    )
+    return hits
+
+
+_HTTPX: Final = re.compile(r'HTTP Request: (GET|POST|PATCH|PUT|DELETE) (\S+) "HTTP/1\.1 (\d+)')
+_KOPF_WATCH: Final = re.compile(
+    r"Starting the watch-stream for (\S+) (?:in '([^']+)'|cluster-wide)"
+)
+_VERBS: Final = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+
+
+def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
+    """The API requests an operator log shows, as (namespace or None, group, resource, verb,
+    name for a GET/DELETE/PATCH of one object or ""): lightkube's requests (httpx logs every one
+    at INFO) and Kopf's watch streams (a list, then a watch). A PATCH answered 201 created the
+    object through server-side apply, which RBAC authorises as `create` as well."""
+    found: set[tuple[str | None, str, str, str, str]] = set()
+    for method, url, code in _HTTPX.findall(log):
+        path = urllib.parse.urlsplit(url).path.strip("/").split("/")
+        if path[0] == "api":
+            group, rest = "", path[2:]
+        else:
+            group, rest = path[1], path[3:]
+        namespace = None
+        if rest[:1] == ["namespaces"] and len(rest) > 2:
+            namespace, rest = rest[1], rest[2:]
+        resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+        name = rest[1] if len(rest) > 1 else ""
+        if rest[0] == "namespaces" and len(rest) == 2:
+            namespace = name  # RBAC sees a request for namespace X as in namespace X
+        verb = _VERBS.get(method) or ("get" if name else "list")
+        if verb == "patch" and code == "201":
+            found.add((namespace, group, resource, "create", ""))
+        found.add((namespace, group, resource, verb, name if verb in ("get",) else ""))
+    for resource_id, namespace in _KOPF_WATCH.findall(log):
+        plural, _version, *group_parts = resource_id.split(".")
+        group = ".".join(group_parts)
+        for verb in ("list", "watch"):
+            found.add((namespace or None, group, plural, verb, ""))
+    return found

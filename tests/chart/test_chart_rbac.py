@@ -1,0 +1,167 @@
+"""RBAC audit of the rendered chart: no wildcard, and exactly the permissions the operator uses.
+
+The tables below are the contract. Each row says which code makes the request; the cluster tier
+(test_chart_cluster.py) checks them against the real API server from the other side: the
+operator, authenticated as the chart's ServiceAccount, runs the controller scenarios with no
+request refused, every request it logs is covered by a row, and every row was used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from tests.chart import chartkit
+
+# One tuple per verb: (where, apiGroup, resource, verb, resourceName).
+# where: "cluster" (ClusterRole + ClusterRoleBinding), "watched" (a Role in every watched
+# namespace), "release" (a Role in the release namespace, where the operator keeps its keys).
+IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
+    # Kopf's indexes and event handlers (controller/handlers.py: @kopf.index and
+    # @kopf.on.event on webapps, secrets, deployments, replicasets, services) list then watch.
+    ("twelvefactor.dev", "webapps", "list"): "Kopf index `webapps`/`observers`, on_webapp",
+    ("twelvefactor.dev", "webapps", "watch"): "same",
+    # kube/client.py Gateway.patch_webapp_status (reconcile._write_status); nothing else on
+    # WebApps is ever written: no finalizer, no annotation (status progress storage).
+    ("twelvefactor.dev", "webapps/status", "patch"): "Gateway.patch_webapp_status",
+    ("", "secrets", "list"): "Kopf index `managed_secrets`/`secret_revisions`, on_secret",
+    ("", "secrets", "watch"): "same (server-side selector twelvefactor.dev/secret)",
+    # Gateway.create: revision snapshots (reconcile_secret), environment snapshots
+    # (reconcile_webapp), app-owned Secrets and the app's secret key (_ensure_owned).
+    ("", "secrets", "create"): "Gateway.create of snapshots and owned Secrets",
+    # Gateway.patch_metadata (rotation/expiry bookkeeping, owned Secrets' annotations) and
+    # Gateway.patch_secret_data (new values of owned Secrets): merge patches.
+    ("", "secrets", "patch"): "Gateway.patch_metadata / patch_secret_data",
+    # Gateway.delete: pruned revisions, unused environment snapshots, dropped owned Secrets.
+    ("", "secrets", "delete"): "Gateway.delete (pruning)",
+    ("apps", "deployments", "list"): "Kopf index `deployment_index`, on_deployment",
+    ("apps", "deployments", "watch"): "same",
+    # Gateway.apply is server-side apply (PATCH); when the object does not exist yet the API
+    # server authorises the same request as `create` (measured: 403 without it).
+    ("apps", "deployments", "create"): "Gateway.apply creating a process's Deployment",
+    ("apps", "deployments", "patch"): "Gateway.apply",
+    ("apps", "deployments", "delete"): "Gateway.delete of a removed process's Deployment",
+    ("apps", "replicasets", "list"): "Kopf index `replicaset_index` (snapshots in use)",
+    ("apps", "replicasets", "watch"): "same",
+    ("", "services", "list"): "Kopf index `service_index`, on_service",
+    ("", "services", "watch"): "same",
+    ("", "services", "create"): "Gateway.apply creating the web process's Service",
+    ("", "services", "patch"): "Gateway.apply",
+    ("", "events", "create"): "Gateway.post_event (core/v1 Events; Kopf's own posting is off)",
+}
+IN_RELEASE_NAMESPACE: Final[dict[tuple[str, str, str, str], str]] = {
+    # handlers._ensure_namespace: GET of the operator's own namespace at start (a 403 would be
+    # tolerated, but the request is made, so it is granted for that one name).
+    ("", "namespaces", "get", "<release namespace>"): "handlers._ensure_namespace",
+    # handlers._keys: GET of the snapshot key Secret, created on first start.
+    ("", "secrets", "get", chartkit.KEYS_SECRET): "handlers._keys",
+    ("", "secrets", "create", ""): "handlers._keys (create cannot be limited by name)",
+}
+# Kopf's own observation (kopf/_core/reactor/observation.py): it watches CRDs in both modes;
+# in namespaced mode it also lists and watches Namespaces, and without these it retries for
+# about a minute at every start before falling back (measured; see docs/install.md).
+KOPF_CRDS: Final = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+}
+KOPF_NAMESPACES: Final = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+
+
+def _release(namespace: str) -> set[chartkit.Grant]:
+    return {
+        ("release", group, resource, verb, name.replace("<release namespace>", namespace))
+        for group, resource, verb, name in IN_RELEASE_NAMESPACE
+    }
+
+
+def expected_cluster_wide(namespace: str = chartkit.NAMESPACE) -> set[chartkit.Grant]:
+    cluster = {("cluster", g, r, v, "") for g, r, v in IN_WATCHED_NAMESPACES}
+    cluster |= {("cluster", g, r, v, "") for g, r, v in KOPF_CRDS}
+    return cluster | _release(namespace)
+
+
+def expected_namespaced(
+    namespace: str = chartkit.NAMESPACE, kopf_scanning: bool = True
+) -> set[chartkit.Grant]:
+    watched = {("watched", g, r, v, "") for g, r, v in IN_WATCHED_NAMESPACES}
+    scanning = {("cluster", g, r, v, "") for g, r, v in KOPF_CRDS | KOPF_NAMESPACES}
+    return watched | _release(namespace) | (scanning if kopf_scanning else set())
+
+
+@pytest.fixture(scope="module")
+def default() -> list[dict[str, Any]]:
+    return chartkit.parse(chartkit.template())
+
+
+@pytest.fixture(scope="module")
+def namespaced() -> list[dict[str, Any]]:
+    return chartkit.parse(chartkit.template(values=[chartkit.NAMESPACED_VALUES]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [chartkit.NAMESPACED_VALUES], [chartkit.ALL_VALUES]],
+    ids=["default", "namespaced", "all-values"],
+)
+def test_no_wildcard_in_any_rule(values: list[Path]) -> None:
+    objects = chartkit.parse(chartkit.template(values=values))
+    assert chartkit.wildcards(objects) == []
+    assert any(o["kind"] in chartkit.RBAC_KINDS for o in objects)
+
+
+def test_cluster_wide_rules_are_exactly_the_table(default: list[dict[str, Any]]) -> None:
+    assert chartkit.grants(default) == expected_cluster_wide()
+
+
+def test_namespaced_rules_are_exactly_the_table(namespaced: list[dict[str, Any]]) -> None:
+    assert chartkit.grants(namespaced) == expected_namespaced()
+    roles = {
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in namespaced
+        if o["kind"] == "Role"
+    }
+    assert roles == {
+        ("team-a", "webapp-operator"),
+        ("team-b", "webapp-operator"),
+        ("webapp-operator", "webapp-operator-self"),
+    }
+
+
+def test_namespaced_without_kopf_scanning_is_roles_only() -> None:
+    objects = chartkit.parse(
+        chartkit.template(values=[chartkit.NAMESPACED_VALUES], sets={"rbac.kopfScanning": "false"})
+    )
+    assert chartkit.grants(objects) == expected_namespaced(kopf_scanning=False)
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+
+
+def test_namespaced_mode_writes_nothing_cluster_wide(
+    namespaced: list[dict[str, Any]],
+) -> None:
+    cluster = {g for g in chartkit.grants(namespaced) if g[0] == "cluster"}
+    assert {verb for *_, verb, _name in cluster} == {"list", "watch"}
+
+
+def test_every_binding_names_the_chart_service_account(
+    default: list[dict[str, Any]], namespaced: list[dict[str, Any]]
+) -> None:
+    for objects in (default, namespaced):
+        bindings = [o for o in objects if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+        assert bindings
+        roles = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        for binding in bindings:
+            assert binding["subjects"] == [
+                {
+                    "kind": "ServiceAccount",
+                    "name": "webapp-operator",
+                    "namespace": chartkit.NAMESPACE,
+                }
+            ]
+            ref = binding["roleRef"]
+            assert (ref["kind"], ref["name"]) in roles
+
+
+def test_rbac_can_be_left_to_the_platform() -> None:
+    objects = chartkit.parse(chartkit.template(sets={"rbac.create": "false"}))
+    assert not [o for o in objects if "Role" in str(o["kind"])]
