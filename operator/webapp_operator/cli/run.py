@@ -87,6 +87,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="add a new sealing key this long after the newest one, e.g. 30d (default) or 12h; "
         "never turns renewal off; old keys are kept (docs/sealing.md)",
     )
+    cmd.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run several replicas: only the holder of the Lease webapp-operator reconciles",
+    )
+    cmd.add_argument(
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a leader's Lease lasts without renewal (15); failover takes about this",
+    )
+    cmd.add_argument("--lease-renew", type=float, default=5.0, help="seconds between renewals (5)")
     cmd.add_argument("--log-format", choices=("plain", "full", "json"), default="full")
     cmd.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     cmd.add_argument("--debug", action="store_true", help="log at DEBUG")
@@ -115,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         "revision_history_limit": args.revision_history_limit,
         "clock_offset_file": args.clock_offset_file,
         "metrics_port": args.metrics_port,
+        "leader_elect": args.leader_elect,
+        "lease_duration": args.lease_duration,
+        "lease_renew": args.lease_renew,
         "metrics_address": args.metrics_address,
         "sealing_key_renewal": args.sealing_key_renewal,
     }
