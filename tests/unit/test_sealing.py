@@ -768,3 +768,77 @@ def test_example_kustomization_builds() -> None:
     )
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(built.stdout) if d)
     assert kinds == ["Namespace", "Secret", "WebApp"]
+
+
+# --- new keys open what did not open (a restored backup, another replica's renewal) ----------
+
+
+def test_a_source_opens_once_its_key_is_back() -> None:
+    unsealer = keys.Unsealer(ring(1))
+    body = _source({"password": seal("demo", "c", "password", CANARY.encode(), number=2)})
+    entry = state.secret_entry(body, unsealer)
+    assert entry.unseal_error is not None
+    assert entry.sealed  # the sealed text, kept to try again
+    assert CANARY not in repr(entry)
+    assert unsealer.failed == [("demo", "c")]
+    store = keys.ReopeningStore(Store({entry.key: [entry]}), unsealer)
+    assert store.get(entry.key) == [entry]  # same keys: not tried again
+    assert store.get(("demo", "missing"), "default") == "default"
+
+    unsealer.keyring = ring(1, 2)
+    (reopened,) = store.get(entry.key)
+    assert reopened.data == {"password": CANARY.encode()}
+    assert reopened.unseal_error is None
+    assert unsealer.failed == []
+
+
+def test_a_source_that_still_does_not_open_is_tried_once_per_keyring() -> None:
+    unsealer = keys.Unsealer(ring(1))
+    entry = state.secret_entry(
+        _source({"password": seal("demo", "elsewhere", "password", b"x")}), unsealer
+    )
+    store = keys.ReopeningStore(Store({entry.key: [entry]}), unsealer)
+    unsealer.keyring = ring(1, 2)
+    (first,) = store.get(entry.key)
+    (second,) = store.get(entry.key)
+    assert first is second  # the second read did not decrypt again
+    assert first.unseal_error is not None
+    assert "was sealed for another Secret" in first.unseal_error
+
+
+class FakeApi:
+    """The two calls KeyManager.reload makes of lightkube's AsyncClient."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.writes = 0
+
+    async def get(self, resource: Any, name: str, namespace: str) -> Any:
+        body = self.body
+
+        class Found:
+            def to_dict(self) -> dict[str, Any]:
+                return body
+
+        return Found()
+
+    async def patch(self, *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+
+    async def create(self, *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+
+
+def test_reload_adopts_restored_keys_and_asks_for_a_retry() -> None:
+    unsealer = keys.Unsealer(ring(1))
+    state.secret_entry(_source({"k": seal("demo", "c", "k", b"v", number=2)}), unsealer)
+    api = FakeApi(keys.keys_secret("ops", [key(1), key(2)]))
+    manager = keys.KeyManager(api, "ops", FixedClock(), timedelta(days=30), unsealer)
+    retried: list[list[tuple[str, str]]] = []
+    manager.on_change = retried.append
+    asyncio.run(manager.reload())
+    assert manager.keyring.ids == sorted([key(1).id, key(2).id])
+    assert retried == [[("demo", "c")]]
+    asyncio.run(manager.reload())  # nothing new: no retry, and never a write
+    assert retried == [[("demo", "c")]]
+    assert api.writes == 0

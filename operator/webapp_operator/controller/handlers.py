@@ -361,7 +361,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     snapshot_key = await _keys(api, options["operator_namespace"])
     runtime.ctx = reconcile.Context(
         indexes=reconcile.Indexes(
-            secrets=indexes["managed_secrets"],
+            # Sealed sources that did not open are tried again once the keys change.
+            secrets=sealing_keys.ReopeningStore(indexes["managed_secrets"], runtime.unsealer),
             revisions=indexes["secret_revisions"],
             webapps=indexes["webapps"],
             observers=indexes["observers"],
@@ -387,6 +388,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         sealing_keys.renewal_period(options),
         runtime.unsealer,
     )
+    keys.on_change = lambda failed: _retry_sealed(runtime, failed)
     await keys.start()  # before any index runs: sealed Secrets open from the first event
     poll = sealing_keys.POLL_SHIFTED if options.get("clock_offset_file") else sealing_keys.POLL
     if options.get("leader_elect"):
@@ -408,6 +410,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
+
+
+def _retry_sealed(runtime: Runtime, failed: list[tuple[str, str]]) -> None:
+    """New sealing keys: reconcile the sealed sources that did not open, and their observers."""
+    ctx = runtime.ctx
+    for namespace, name in failed:
+        runtime.secret(namespace, name)
+        observers = [] if ctx is None else ctx.indexes.observers.get((namespace, name)) or []
+        for app_ns, app_name in set(observers):
+            runtime.webapp(app_ns, app_name, delay=runtime.coalesce)
 
 
 async def _when_leading(runtime: Runtime, job: Any) -> None:

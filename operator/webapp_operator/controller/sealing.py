@@ -23,10 +23,13 @@ import asyncio
 import base64
 import collections
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
+from webapp_operator.controller import state
 from webapp_operator.domain import schedule, sealing
 from webapp_operator.domain.errors import InvalidConfig
 from webapp_operator.kube import client as kube
@@ -49,6 +52,8 @@ CACHE_SIZE: Final = 4096
 # How often the renewal task looks at the clock (a shifted test clock can jump at any time).
 POLL: Final = 600.0
 POLL_SHIFTED: Final = 0.5
+# How often the acting replica reads the keys Secret for keys added elsewhere (a restore).
+RELOAD: Final = 300.0
 
 
 class Clock(Protocol):
@@ -143,16 +148,36 @@ class Unsealer:
 
     The cache (namespace, name, key, sealed text) -> value spares an RSA decryption when the
     same Secret is seen again (every annotation change is a watch event). It holds values only
-    in memory, as the Secret index does anyway, and is bounded. Failures are not cached: a key
-    restored later opens the value on the Secret's next event.
+    in memory, as the Secret index does anyway, and is bounded. Failures are not cached as
+    values: a source that did not open is tried again once the keyring changes (`reopen`).
     """
 
     def __init__(self, keyring: sealing.Keyring | None = None, size: int = CACHE_SIZE) -> None:
-        self.keyring = keyring or sealing.Keyring()
+        self._keyring = keyring or sealing.Keyring()
+        self.generation = 0  # bumped whenever the keyring gains a key
         self._size = size
         self._cache: collections.OrderedDict[tuple[str, str, str, bytes], bytes] = (
             collections.OrderedDict()
         )
+        # Sources that did not open: (ns, name) -> (generation, sealed text, entry as tried).
+        self._failed: dict[
+            tuple[str, str], tuple[int, Mapping[str, bytes], state.SecretEntry | None]
+        ] = {}
+
+    @property
+    def keyring(self) -> sealing.Keyring:
+        return self._keyring
+
+    @keyring.setter
+    def keyring(self, keyring: sealing.Keyring) -> None:
+        if keyring.ids != self._keyring.ids:
+            self.generation += 1
+        self._keyring = keyring
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """Sealed sources that did not open when last seen: worth another try on new keys."""
+        return sorted(self._failed)
 
     def __repr__(self) -> str:
         return f"Unsealer(keys={self.keyring.ids}, cached={len(self._cache)})"
@@ -173,13 +198,49 @@ class Unsealer:
         try:
             fresh = sealing.unseal_data(self.keyring, namespace, name, missing)
         except sealing.SealingError as error:
+            self._failed[(namespace, name)] = (self.generation, dict(data), None)
             return {}, error.message
+        self._failed.pop((namespace, name), None)
         for key, value in fresh.items():
             self._cache[(namespace, name, key, missing[key])] = value
             opened[key] = value
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return opened, None
+
+    def reopen(self, entry: state.SecretEntry) -> state.SecretEntry:
+        """`entry`, opened again if it did not open and the keyring changed since it was tried.
+
+        A restored key, or one another replica added, so takes effect without waiting for the
+        Secret to change. Each source is tried once per keyring change.
+        """
+        if entry.unseal_error is None or not entry.sealed:
+            return entry
+        tried = self._failed.get(entry.key)
+        if tried is not None and tried[0] == self.generation and tried[1] == entry.sealed:
+            return entry if tried[2] is None else tried[2]
+        data, error = self(entry.namespace, entry.name, entry.sealed)
+        if error is None:
+            return replace(entry, data=data, unseal_error=None, sealed={})
+        again = replace(entry, unseal_error=error)
+        self._failed[entry.key] = (self.generation, dict(entry.sealed), again)
+        return again
+
+
+class ReopeningStore:
+    """The Secret index as the reconcilers read it: sealed sources retried on new keys."""
+
+    def __init__(self, inner: Any, unsealer: Unsealer) -> None:
+        self.inner = inner  # a Kopf index: key -> collection of entries
+        self.unsealer = unsealer
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        values = self.inner.get(key)
+        if values is None:
+            return default
+        if not any(getattr(v, "unseal_error", None) for v in values):
+            return values
+        return [self.unsealer.reopen(v) if isinstance(v, state.SecretEntry) else v for v in values]
 
 
 # --- the keys on the API server --------------------------------------------------------------
@@ -201,10 +262,28 @@ class KeyManager:
         self.clock = clock
         self.renewal = renewal
         self.unsealer = unsealer or Unsealer()
+        # Called with the sources that did not open whenever the keyring gains a key, so
+        # that they are reconciled again (set by the handlers).
+        self.on_change: Callable[[list[tuple[str, str]]], None] | None = None
 
     @property
     def keyring(self) -> sealing.Keyring:
         return self.unsealer.keyring
+
+    def _adopt(self, keyring: sealing.Keyring) -> None:
+        before = self.unsealer.generation
+        self.unsealer.keyring = keyring
+        if self.unsealer.generation != before and self.on_change is not None:
+            self.on_change(self.unsealer.failed)
+
+    async def reload(self) -> None:
+        """Add the keys the keys Secret holds now (restored from a backup, or added by another
+        replica) to the keyring; never removes one, writes nothing."""
+        _, stored = await self._read_keys()
+        merged = self.keyring.merged(stored.keys)
+        if merged.ids != self.keyring.ids:
+            logger.info("sealing: keys %s loaded from the keys Secret", sorted(stored.ids))
+            self._adopt(merged)
 
     async def _get(self, resource: Any, name: str) -> dict[str, Any] | None:
         from lightkube.core.exceptions import ApiError
@@ -278,7 +357,7 @@ class KeyManager:
         for _ in range(5):
             body, stored = await self._read_keys()
             keyring = self.keyring.merged(stored.keys)
-            self.unsealer.keyring = keyring
+            self._adopt(keyring)
             if body is not None and not self._due(keyring):
                 await self.publish()
                 return False
@@ -300,7 +379,7 @@ class KeyManager:
                 if kube.is_conflict(error):
                     continue
                 raise
-            self.unsealer.keyring = keyring.with_key(key)
+            self._adopt(keyring.with_key(key))
             logger.info(
                 "sealing: added key %s; it seals from now on, keys %s still open older values; "
                 "back up Secret %s/%s now (docs/sealing.md)",
@@ -356,19 +435,21 @@ class KeyManager:
             return 0.05
         return min(poll, max(0.05, (due - self.clock.now()).total_seconds()))
 
-    async def run(self, poll: float = POLL) -> None:
-        """The renewal task: sleep until the newest key is a period old, then renew."""
-        if self.renewal is None:
-            return
+    async def run(self, poll: float = POLL, reload_every: float = RELOAD) -> None:
+        """The key task of the replica that acts: load keys others added (at once, then every
+        `reload_every` seconds), and renew when the newest key is a period old."""
+        reloaded = -reload_every
         while True:
-            await asyncio.sleep(self.next_wake(poll))
-            if not self._due(self.keyring):
-                continue
             try:
-                await self.renew()
+                if time.monotonic() - reloaded >= reload_every:
+                    await self.reload()
+                    reloaded = time.monotonic()
+                if self._due(self.keyring):
+                    await self.renew()
             except Exception as error:  # noqa: BLE001 (the task must outlive API errors)
-                logger.warning("sealing: key renewal failed, will retry: %s", _safe(error))
+                logger.warning("sealing: loading or renewing keys failed: %s", _safe(error))
                 await asyncio.sleep(min(poll, 30.0))
+            await asyncio.sleep(min(self.next_wake(poll), reload_every))
 
 
 def _newest_id(keyring: sealing.Keyring) -> str:

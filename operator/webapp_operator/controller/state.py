@@ -42,8 +42,10 @@ class SecretEntry:
     annotations: Mapping[str, str]
     created: datetime
     data: Mapping[str, bytes] = field(repr=False, default_factory=dict)
-    # A sealed source that does not open: why (names only); its data is then empty.
+    # A sealed source that does not open: why (names only); its data is then empty, and its
+    # sealed text is kept to try again when the operator's keys change (controller/sealing.py).
     unseal_error: str | None = None
+    sealed: Mapping[str, bytes] = field(repr=False, default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -82,11 +84,14 @@ def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> Secre
     keep_data = kind in (revisions.KIND_SOURCE, revisions.KIND_REVISION)
     data = decode_data(body.get("data")) if keep_data else {}
     error = None
-    sealed = kind == revisions.KIND_SOURCE and sealing.is_sealed_secret(annotations)
-    if sealed and unseal is not None:
-        data, error = unseal(meta.get("namespace", ""), meta.get("name", ""), data)
-    elif sealed:  # never take sealed text for content
-        data, error = {}, "the operator has no sealing keys loaded"
+    sealed: dict[str, bytes] = {}
+    if kind == revisions.KIND_SOURCE and sealing.is_sealed_secret(annotations):
+        sealed = data  # never taken for content
+        data, error = (
+            unseal(meta.get("namespace", ""), meta.get("name", ""), sealed)
+            if unseal is not None
+            else ({}, "the operator has no sealing keys loaded")
+        )
     return SecretEntry(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -97,6 +102,7 @@ def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> Secre
         created=_created(meta),
         data=data,
         unseal_error=error,
+        sealed=sealed if error is not None else {},
     )
 
 
