@@ -357,13 +357,14 @@ _KOPF_WATCH: Final = re.compile(
     r"Starting the watch-stream for (\S+) (?:in '([^']+)'|cluster-wide)"
 )
 _VERBS: Final = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+_NAMED: Final = frozenset({"get", "patch", "update", "delete"})  # verbs on one named object
 
 
 def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
     """The API requests an operator log shows, as (namespace or None, group, resource, verb,
-    name for a GET/DELETE/PATCH of one object or ""): lightkube's requests (httpx logs every one
-    at INFO) and Kopf's watch streams (a list, then a watch). A PATCH answered 201 created the
-    object through server-side apply, which RBAC authorises as `create` as well."""
+    the object's name for get/patch/update/delete, else ""): lightkube's requests (httpx logs
+    every one at INFO) and Kopf's watch streams (a list, then a watch). A PATCH answered 201
+    created the object through server-side apply, which RBAC authorises as `create` as well."""
     found: set[tuple[str | None, str, str, str, str]] = set()
     for method, url, code in _HTTPX.findall(log):
         path = urllib.parse.urlsplit(url).path.strip("/").split("/")
@@ -381,7 +382,7 @@ def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
         verb = _VERBS.get(method) or ("get" if name else "list")
         if verb == "patch" and code == "201":
             found.add((namespace, group, resource, "create", ""))
-        found.add((namespace, group, resource, verb, name if verb in ("get",) else ""))
+        found.add((namespace, group, resource, verb, name if verb in _NAMED else ""))
     for resource_id, namespace in _KOPF_WATCH.findall(log):
         plural, _version, *group_parts = resource_id.split(".")
         group = ".".join(group_parts)

@@ -14,6 +14,9 @@ from typing import Any, Final
 import pytest
 from tests.chart import chartkit
 
+SEALING_KEYS: Final = "webapp-operator-sealing-keys"
+SEALING_CERT: Final = "webapp-operator-sealing-cert"
+
 # One tuple per verb: (where, apiGroup, resource, verb, resourceName).
 # where: "cluster" (ClusterRole + ClusterRoleBinding), "watched" (a Role in every watched
 # namespace), "release" (a Role in the release namespace, where the operator keeps its keys).
@@ -56,7 +59,15 @@ IN_RELEASE_NAMESPACE: Final[dict[tuple[str, str, str, str], str]] = {
     ("", "namespaces", "get", "<release namespace>"): "handlers._ensure_namespace",
     # handlers._keys: GET of the snapshot key Secret, created on first start.
     ("", "secrets", "get", chartkit.KEYS_SECRET): "handlers._keys",
-    ("", "secrets", "create", ""): "handlers._keys (create cannot be limited by name)",
+    ("", "secrets", "create", ""): "handlers._keys, KeyManager.start (not limitable by name)",
+    # controller/sealing.py KeyManager: the sealing keys Secret is read (start, reload), created
+    # once, merge-patched with a new key on each renewal; the cert ConfigMap is read, created
+    # once, merge-patched when the newest key changes.
+    ("", "secrets", "get", SEALING_KEYS): "KeyManager._read_keys / reload",
+    ("", "secrets", "patch", SEALING_KEYS): "KeyManager.renew",
+    ("", "configmaps", "get", SEALING_CERT): "KeyManager.publish",
+    ("", "configmaps", "create", ""): "KeyManager.publish (first start)",
+    ("", "configmaps", "patch", SEALING_CERT): "KeyManager.publish (after a renewal)",
 }
 # Kopf's own observation (kopf/_core/reactor/observation.py): it watches CRDs in both modes;
 # in namespaced mode it also lists and watches Namespaces, and without these it retries for
