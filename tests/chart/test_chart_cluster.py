@@ -1,0 +1,516 @@
+"""The chart on the real API server: `helm install`, then the operator as the chart's own identity.
+
+The operator process runs here (there is no image on this machine), authenticated with a
+TokenRequest token of the ServiceAccount the chart created, so every request it makes is
+authorised by the chart's RBAC and nothing else. The scenarios are a subset of
+tests/cluster/test_controller.py. Each one must pass, no request may be refused, and every
+request the operator's log shows (lightkube logs each one, Kopf each watch) must be covered by a
+rule of the installed release. The last test checks the converse: every rule the chart grants
+was used by some scenario, so the RBAC holds nothing the operator does not use.
+
+Namespaced mode: a release namespace (the operator's keys) and one apps namespace per scenario,
+all in watchNamespaces. Cluster-wide mode: a second release, the operator with --all-namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import ApiError, Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBinding
+from tests.chart import chartkit
+from tests.cluster import opkit, support
+from tests.cluster.support import BackgroundProcess, wait_for
+
+pytestmark = pytest.mark.cluster
+
+PASSWORD_1 = "canary-chart-pw-one-51d0"
+PASSWORD_2 = "canary-chart-pw-two-9a7c"
+SEED: dict[str, Any] = {
+    "framework": "flask",
+    "image": "localhost:32000/juju-secret-app:0.1",
+    "replicas": 2,
+    "processes": {
+        "web": {"command": ["gunicorn", "app:app"]},
+        "celery-worker": {"command": ["celery", "worker"], "replicas": 2},
+        "celery-beat-scheduler": {"command": ["celery", "beat"]},
+    },
+    "config": {"greeting": "hello"},
+    "secrets": {"credentials": {"secretName": "credentials"}},
+}
+SCENARIOS = ("walk", "grant", "manual", "restart")
+TEST_LABEL = "twelvefactor.dev/test"
+IMAGE = "localhost:32000/webapp-operator"
+SEALING_CERT = "webapp-operator-sealing-cert"
+Request = tuple[str | None, str, str, str, str]
+
+
+@dataclass
+class Release:
+    """A helm release of the chart, the operator identity it created, what that identity did."""
+
+    name: str
+    namespace: str
+    apps: dict[str, str]  # scenario -> apps namespace
+    kubeconfig: Path  # the chart's ServiceAccount, by TokenRequest
+    granted: set[chartkit.Grant]  # from `helm get manifest`
+    requests: set[Request] = field(default_factory=set)
+    scenarios_run: set[str] = field(default_factory=set)
+
+    def where(self, namespace: str | None) -> str:
+        if namespace is None:
+            return "cluster"
+        return "release" if namespace == self.namespace else "watched"
+
+    def allowed(self, request: Request) -> bool:
+        namespace, group, resource, verb, name = request
+        if ("cluster", group, resource, verb, "") in self.granted:
+            return True
+        where = self.where(namespace)
+        if where == "watched" and namespace not in self.apps.values():
+            return False
+        return (where, group, resource, verb, "") in self.granted or (
+            name != "" and (where, group, resource, verb, name) in self.granted
+        )
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def _create_namespace(kube: Client, name: str) -> None:
+    kube.create(Namespace(metadata=ObjectMeta(name=name, labels={TEST_LABEL: "true"})))
+
+
+def _operator_kubeconfig(
+    kube: Client, kubeconfig: Path, namespace: str, account: str, directory: Path
+) -> Path:
+    """A kubeconfig holding a TokenRequest token of the chart's ServiceAccount."""
+    kube.get(ServiceAccount, account, namespace=namespace)  # the chart made it, or fail here
+    identity = support.service_account_identity(kube, kubeconfig, namespace, account, directory)
+    identity.client.close()
+    return identity.kubeconfig
+
+
+@contextlib.contextmanager
+def _release(
+    kube: Client,
+    kubeconfig: Path,
+    directory: Path,
+    release: str,
+    namespace: str,
+    apps: dict[str, str],
+    values: Sequence[str],
+) -> Iterator[Release]:
+    """Install the chart (real install, no dry run) and yield it; uninstall and clean up."""
+    env = support.tool_env(kubeconfig)
+    opkit.install_crd(kube)
+    created = [namespace, *apps.values()]
+    try:
+        for name in created:
+            _create_namespace(kube, name)
+        chartkit.helm(
+            "install",
+            release,
+            str(chartkit.CHART_DIR),
+            "--namespace",
+            namespace,
+            "--set",
+            f"image.repository={IMAGE}",
+            *values,
+            env=env,
+        )
+        manifest = chartkit.helm("get", "manifest", release, "--namespace", namespace, env=env)
+        granted = chartkit.grants(chartkit.parse(manifest), namespace)
+        account = chartkit.deployment(chartkit.parse(manifest))["spec"]["template"]["spec"][
+            "serviceAccountName"
+        ]
+        path = _operator_kubeconfig(kube, kubeconfig, namespace, account, directory)
+        yield Release(release, namespace, apps, path, granted)
+    finally:
+        with contextlib.suppress(AssertionError):
+            chartkit.helm("uninstall", release, "--namespace", namespace, env=env)
+        for name in created:
+            with contextlib.suppress(ApiError):
+                kube.delete(Namespace, name)
+
+
+@pytest.fixture(scope="module")
+def namespaced(
+    kube: Client, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    suffix = uuid.uuid4().hex[:6]
+    apps = {scenario: f"t-chart-{scenario}-{suffix}" for scenario in SCENARIOS}
+    watch = ",".join(apps.values())
+    with _release(
+        kube,
+        kubeconfig,
+        tmp_path_factory.mktemp("namespaced"),
+        "webapp-operator",
+        f"t-chart-ns-{suffix}",
+        apps,
+        ["--set", f"watchNamespaces={{{watch}}}"],
+    ) as release:
+        yield release
+
+
+def _run_kit(
+    kube: Client,
+    release: Release,
+    scenario: str,
+    background: Callable[..., BackgroundProcess],
+) -> Iterator[opkit.Kit]:
+    kit = opkit.Kit(
+        kube=kube,
+        namespace=release.apps[scenario],
+        start_background=background,
+        operator_kubeconfig=str(release.kubeconfig),
+        operator_namespace=release.namespace,
+    )
+    yield kit
+    kit.stop_operator()
+    _check_requests(release, kit.operator_log())
+    release.scenarios_run.add(scenario)
+
+
+@pytest.fixture
+def walk(
+    kube: Client, namespaced: Release, background: Callable[..., BackgroundProcess]
+) -> Iterator[opkit.Kit]:
+    yield from _run_kit(kube, namespaced, "walk", background)
+
+
+@pytest.fixture
+def grant(
+    kube: Client, namespaced: Release, background: Callable[..., BackgroundProcess]
+) -> Iterator[opkit.Kit]:
+    yield from _run_kit(kube, namespaced, "grant", background)
+
+
+@pytest.fixture
+def manual(
+    kube: Client, namespaced: Release, background: Callable[..., BackgroundProcess]
+) -> Iterator[opkit.Kit]:
+    yield from _run_kit(kube, namespaced, "manual", background)
+
+
+@pytest.fixture
+def restart(
+    kube: Client, namespaced: Release, background: Callable[..., BackgroundProcess]
+) -> Iterator[opkit.Kit]:
+    yield from _run_kit(kube, namespaced, "restart", background)
+
+
+# ------------------------------------------------------------------------------ evidence
+
+
+_DENIED = re.compile(r"HTTP/1\.1 403|status=403|[Ff]orbidden")
+_NAMESPACE_OF_LINE = re.compile(r"/namespaces/([a-z0-9-]+)/|reconcile of \w+ ([a-z0-9-]+)/")
+
+
+def _refused(log: str, mine: set[str]) -> list[str]:
+    """Log lines of refused requests, in the release's namespaces or cluster-scoped (a
+    cluster-wide operator also meets other tests' namespaces, some being deleted)."""
+    refused = []
+    for line in log.splitlines():
+        if "httpcore" in line or not _DENIED.search(line):
+            continue  # httpcore's lines repeat httpx's, which name the URL
+        where = _NAMESPACE_OF_LINE.search(line)
+        namespace = where and (where.group(1) or where.group(2))
+        if namespace is None or namespace in mine:
+            refused.append(line)
+    return refused
+
+
+def _check_requests(release: Release, log: str) -> None:
+    """No request in the release's namespaces (or cluster-scoped) was refused, and every one
+    is covered by a rule of the release; the requests join the release's evidence."""
+    mine = {release.namespace, *release.apps.values()}
+    requests = {r for r in chartkit.observed_requests(log) if r[0] is None or r[0] in mine}
+    refused = _refused(log, mine)
+    assert refused == [], "the operator was refused:\n" + "\n".join(refused[:10])
+    uncovered = sorted((r for r in requests if not release.allowed(r)), key=str)
+    assert uncovered == [], f"requests no rule of the chart covers: {uncovered}"
+    release.requests |= requests
+
+
+def one_snapshot(kit: opkit.Kit, app: str) -> str:
+    def single() -> str | None:
+        names = kit.snapshot_names(app)
+        return next(iter(names)) if len(names) == 1 else None
+
+    return wait_for(single, 60, message=f"{app}'s Deployments to share one snapshot")
+
+
+def _secret_annotations(kit: opkit.Kit, name: str) -> dict[str, str]:
+    secret = kit.kube.get(Secret, name, namespace=kit.namespace).to_dict()
+    return dict(secret["metadata"].get("annotations") or {})
+
+
+# ------------------------------------------------------------------------------ the install
+
+
+def test_helm_install_creates_valid_objects(
+    kube: Client, kubeconfig: Path, namespaced: Release
+) -> None:
+    ns = namespaced.namespace
+    env = support.tool_env(kubeconfig)
+    status = chartkit.helm("status", namespaced.name, "--namespace", ns, "-o", "json", env=env)
+    assert json.loads(status)["info"]["status"] == "deployed"
+    deployment = kube.get(Deployment, "webapp-operator", namespace=ns).to_dict()
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "webapp-operator"
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert f"--namespace={namespaced.apps['walk']}" in pod["containers"][0]["args"]
+    kube.get(Service, "webapp-operator-metrics", namespace=ns)
+    kube.get(Role, "webapp-operator-self", namespace=ns)
+    kube.get(RoleBinding, "webapp-operator-self", namespace=ns)
+    for apps in namespaced.apps.values():
+        kube.get(Role, "webapp-operator", namespace=apps)
+        kube.get(RoleBinding, "webapp-operator", namespace=apps)
+    # Nothing cluster-wide but Kopf's read-only scanning.
+    scanning = kube.get(ClusterRole, f"{ns}-webapp-operator-kopf-scanning").to_dict()
+    assert {verb for rule in scanning["rules"] for verb in rule["verbs"]} == {"list", "watch"}
+    # The Deployment controller accepted the Deployment (kwok then plays the kubelet).
+    wait_for(lambda: list(kube.list(ReplicaSet, namespace=ns)), 60, message="a ReplicaSet")
+
+
+# ------------------------------------------------------------------------------ scenarios
+
+
+def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> None:
+    kit = walk
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    assert set(kit.deployments("shop")) == {
+        "shop",
+        "shop-celery-worker",
+        "shop-celery-beat-scheduler",
+    }
+    first = one_snapshot(kit, "shop")
+    assert kit.env(first)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+
+    # An update: revision 2, one rollout, revision 1 pruned once no ReplicaSet uses it.
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="tracking revision 2")
+    kit.wait_ready("shop")
+    assert one_snapshot(kit, "shop") != first
+    wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
+    assert kit.events("RevisionCreated")
+    assert kit.events("RevisionRemoved")
+
+    # A process removed: its Deployment is deleted. A Secret the app owns: created, then its
+    # rotation policy changed (an annotation patch), then dropped (deleted).
+    processes = {k: v for k, v in SEED["processes"].items() if k != "celery-worker"}
+    owned: dict[str, Any] = {"api-token": {"keys": ["token"]}}
+    kit.webapp("shop", {**SEED, "processes": processes, "ownedSecrets": owned})
+    wait_for(
+        lambda: "shop-celery-worker" not in kit.deployments("shop"), 60, message="worker deleted"
+    )
+    wait_for(lambda: kit.revisions("shop.api-token") == [1], 60, message="owned secret made")
+    owned = {"api-token": {"keys": ["token"], "rotate": "daily"}}
+    kit.webapp("shop", {**SEED, "processes": processes, "ownedSecrets": owned})
+    wait_for(
+        lambda: (
+            _secret_annotations(kit, "shop.api-token").get("twelvefactor.dev/rotate") == "daily"
+        ),
+        60,
+        message="rotation policy patched",
+    )
+    kit.webapp("shop", {**SEED, "processes": processes})
+    wait_for(
+        lambda: "shop.api-token" not in {s["metadata"]["name"] for s in kit.objects(Secret)},
+        60,
+        message="owned secret deleted",
+    )
+    kit.wait_ready("shop")
+    assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+
+def test_missing_grant_and_key_renewal_as_the_chart(
+    grant: opkit.Kit, namespaced: Release, tmp_path: Path
+) -> None:
+    kit = grant
+    clock = tmp_path / "clock-offset"
+    clock.write_text("0")
+    kit.extra_args = ["--clock-offset-file", str(clock), "--sealing-key-renewal", "1m"]
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="other")
+    kit.webapp("shop", SEED)
+    cond = wait_for(
+        lambda: (c := kit.condition("shop")).get("reason") == "SecretNotGranted" and c,
+        60,
+        message="SecretNotGranted",
+        ignore=(ApiError,),
+    )
+    assert "kubectl webapp grant-secret credentials shop" in cond["message"]
+    assert kit.deployments("shop") == {}
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.wait_ready("shop")
+
+    # Sealing key renewal, two minutes later: a key added to the keys Secret (a patch) and the
+    # public key republished (a ConfigMap patch), both in the release namespace.
+    def key_id() -> str:
+        cert = kit.kube.get(ConfigMap, SEALING_CERT, namespace=namespaced.namespace)
+        return str((cert.data or {}).get("key-id"))
+
+    before = wait_for(key_id, 30, message="the sealing cert", ignore=(ApiError,))
+    clock.write_text("120")
+    wait_for(lambda: key_id() != before, 60, message="a renewed sealing key published")
+
+
+def test_manual_refresh_as_the_chart(manual: opkit.Kit) -> None:
+    kit = manual
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    spec = {**SEED, "secrets": {"credentials": {"secretName": "credentials", "refresh": "manual"}}}
+    kit.webapp("shop", spec)
+    kit.wait_ready("shop")
+    before = one_snapshot(kit, "shop")
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop")
+    wait_for(
+        lambda: kit.condition("shop", "SecretUpdateAvailable").get("status") == "True",
+        60,
+        message="SecretUpdateAvailable",
+    )
+    assert kit.tracked("shop", "credentials") == 1
+    assert kit.snapshot_names("shop") == {before}
+    kit.annotate_webapp("shop", {"twelvefactor.dev/refresh": "credentials@1"})
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="refreshed")
+    kit.wait_ready("shop")
+    assert kit.env(one_snapshot(kit, "shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
+    assert kit.events("SecretRefreshed")
+    wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
+
+
+def _settled(kit: opkit.Kit) -> dict[str, str]:
+    """The operator's writes once they have not changed for four seconds."""
+    seen: list[dict[str, str]] = []
+
+    def stable() -> dict[str, str] | None:
+        seen.append(kit.operator_writes())
+        return seen[-1] if len(seen) >= 8 and all(v == seen[-1] for v in seen[-8:]) else None
+
+    return wait_for(stable, 60, interval=0.5, message="the operator's writes to settle")
+
+
+def _rollout_report(kit: opkit.Kit, app: str) -> str:
+    """The app's Deployments and pods as the API server sees them, for a failure message: a
+    status write after a restart is right when pods stopped being Ready in the meantime."""
+    lines = [f"status: {kit.status(app).get('conditions')}"]
+    for name, deployment in sorted(kit.deployments(app).items()):
+        status = deployment.get("status") or {}
+        lines.append(f"Deployment {name}: {status}")
+    for pod in kit.objects(Pod):
+        ready = [c["status"] for c in pod["status"].get("conditions") or [] if c["type"] == "Ready"]
+        writers = [
+            (f.get("manager"), f.get("subresource"), f.get("time"))
+            for f in pod["metadata"].get("managedFields") or []
+        ]
+        lines.append(f"Pod {pod['metadata']['name']}: Ready={ready} written by {writers}")
+    return "\n".join(lines)
+
+
+def test_restart_writes_nothing_as_the_chart(restart: opkit.Kit, namespaced: Release) -> None:
+    kit = restart
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    settled = _settled(kit)
+    status = kit.status("shop")
+    events = len(kit.events())
+    kit.stop_operator()
+    _check_requests(namespaced, kit.operator_log())
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    after = _settled(kit)
+    assert after == settled, _rollout_report(kit, "shop")
+    assert kit.status("shop") == status
+    assert len(kit.events()) == events
+
+
+def test_every_rule_of_the_namespaced_release_was_used(namespaced: Release) -> None:
+    """The converse of the per-scenario check: no rule the scenarios did not need."""
+    if namespaced.scenarios_run != set(SCENARIOS):
+        pytest.skip(f"needs every scenario of this module; ran {sorted(namespaced.scenarios_run)}")
+    used = {(namespaced.where(ns), *rest) for ns, *rest in namespaced.requests}
+
+    def was_used(grant: chartkit.Grant) -> bool:
+        where, group, resource, verb, name = grant
+        return any(u[:4] == (where, group, resource, verb) and name in ("", u[4]) for u in used)
+
+    unused = sorted(g for g in namespaced.granted if not was_used(g))
+    assert unused == [], f"granted but never used: {unused}"
+
+
+# ------------------------------------------------------------------------------ cluster-wide
+
+
+def test_cluster_wide_release_as_the_chart(
+    kube: Client,
+    kubeconfig: Path,
+    background: Callable[..., BackgroundProcess],
+    tmp_path: Path,
+) -> None:
+    """The default (cluster-wide) values: ClusterRole, the operator with --all-namespaces."""
+    suffix = uuid.uuid4().hex[:6]
+    apps = {"walk": f"t-chart-cw-apps-{suffix}"}
+    fullname = f"t-chart-cw-{suffix}"
+    with _release(
+        kube,
+        kubeconfig,
+        tmp_path,
+        "webapp-operator",
+        f"t-chart-cw-{suffix}",
+        apps,
+        ["--set", f"fullnameOverride={fullname}"],
+    ) as release:
+        assert any(g[0] == "cluster" and g[2] == "secrets" for g in release.granted)
+        kit = opkit.Kit(kube=kube, namespace=apps["walk"], start_background=background)
+        argv = [
+            opkit.WEBAPP_CLI,
+            "run",
+            "--debug",
+            "--all-namespaces",
+            "--operator-namespace",
+            release.namespace,
+            "--metrics-port",
+            str(opkit.free_port()),
+        ]
+        kit.operator = background(
+            argv, name="operator", env={"KUBECONFIG": str(release.kubeconfig)}
+        )
+        kit.operator.wait_for_log(r"webapp-operator started", timeout=60)
+        try:
+            kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+            kit.webapp("shop", SEED)
+            kit.wait_ready("shop")
+            kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop")
+            wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 2 only")
+            kit.wait_ready("shop")
+            assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+        finally:
+            kit.stop_operator()
+        _check_requests(release, kit.operator_log())
+        # Kopf watched cluster-wide: the ClusterRole, not a Role, allowed it.
+        assert (None, "twelvefactor.dev", "webapps", "watch", "") in release.requests
