@@ -61,7 +61,7 @@ app.kubernetes.io/part-of: webapp-operator
 
 {{/*
 The operator's permissions in every namespace it watches, derived from what the code calls
-(tests/chart/test_rbac.py holds the table and the evidence):
+(tests/chart/test_chart_rbac.py holds the table; test_chart_cluster.py the evidence):
 - Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets
   and Services (its indexes and event handlers); the operator patches WebApp status only;
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
