@@ -683,6 +683,9 @@ def _argv(layout: Layout, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'ca.crt'}",
             f"--controllers={','.join(CONTROLLERS)}",
+            # kwok's node heartbeat is slow; a generous grace period keeps a loaded machine's
+            # fake node from being marked NotReady (which would make every pod NotReady).
+            "--node-monitor-grace-period=10m",
             "--profiling=false",
         ],
         "kube-scheduler": [
@@ -701,6 +704,9 @@ def _argv(layout: Layout, ports: dict[str, int]) -> dict[str, list[str]]:
             f"--cidr={POD_CIDR}",
             f"--node-ip={LOOPBACK}",
             f"--server-address={LOOPBACK}:{ports['kwok']}",
+            # Renew the node's Lease in kube-node-lease, as a kubelet does: without it the node
+            # lifecycle controller marks the node NotReady and its pods lose readiness.
+            "--node-lease-duration-seconds=40",
         ],
     }
 
