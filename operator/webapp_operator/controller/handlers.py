@@ -252,8 +252,11 @@ async def on_service(body: kopf.Body, namespace: str | None, memo: Any, **_: Any
 # ----------------------------------------------------------------------------- lifecycle
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None:
     """Kopf settings, each chosen on purpose (see docs/operator.md)."""
+    # With explicit namespaces there is nothing to discover: no cluster-wide Namespace and CRD
+    # scans, so a namespaced install needs no cluster-scoped permission at all.
+    settings.scanning.disabled = namespaced
     settings.watching.label_selectors[("v1", "secrets")] = revisions.WATCH_SELECTOR
     for resource in (("apps", "deployments"), ("apps", "replicasets"), ("v1", "services")):
         settings.watching.label_selectors[resource] = MANAGED_SELECTOR
@@ -352,7 +355,7 @@ def _proxy() -> envrules.ProxySettings:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) -> None:
     """Configure Kopf, load the snapshot key, and start the workers (they wait for indexes)."""
-    configure(settings)
+    configure(settings, namespaced=bool(memo.options.get("namespaces")))
     runtime = Runtime(memo.options)
     memo.runtime = runtime
     api = kube.async_client(runtime.counter)
