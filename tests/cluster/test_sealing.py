@@ -242,7 +242,7 @@ def test_sealed_value_reaches_the_app_and_opens_nowhere_else(
 
     # The original is untouched throughout.
     assert kit.revisions("credentials") == [1]
-    assert kit.ready("shop")
+    assert kit.ready("shop"), kit.condition("shop")
     assert kit.env(kit.one_snapshot("shop"))["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
     assert kit.canary_hits(CANARIES) == []
     assert other.canary_hits(CANARIES) == []
@@ -261,7 +261,7 @@ def test_a_bad_copy_over_a_good_secret_overwrites_nothing(
 
     # Sealed for another Secret, then pasted over this one's value.
     elsewhere = seal(kit, capsys, "other", {"password": PASSWORD_2})
-    apply(kit, {**good, "stringData": elsewhere["stringData"]})
+    apply(kit, {**good, "data": elsewhere["data"]})
     wait_for(
         lambda: kit.condition("shop").get("reason") == "InvalidSecretKey",
         60,
@@ -295,7 +295,7 @@ def test_resealing_the_same_value_makes_no_revision_and_a_new_value_makes_one(
     snapshot = kit.one_snapshot("shop")
 
     again = seal(kit, capsys, "credentials", {"password": PASSWORD_1})
-    assert again["stringData"] != first["stringData"]  # new ciphertext, same value
+    assert again["data"] != first["data"]  # new ciphertext, same value
     before = idle_count(kit)
     apply(kit, again)
     settle_after(kit, before)

@@ -58,6 +58,10 @@ def seal(namespace: str, name: str, data_key: str, value: bytes, number: int = 1
     return sealing.seal(key(number).public_pem(), namespace, name, data_key, value, os.urandom)
 
 
+def unb64(data: Mapping[str, str]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
 # --- the scheme ------------------------------------------------------------------------------
 
 
@@ -630,10 +634,10 @@ def test_seal_prints_a_sealed_secret_that_opens_there(
         grants.GRANT_ANNOTATION: "shop",
         "twelvefactor.dev/rotate": "monthly",
     }
-    assert "data" not in manifest
+    assert "stringData" not in manifest
     opened = {
         k: sealing.unseal(ring(1), "demo", "credentials", k, v)
-        for k, v in manifest["stringData"].items()
+        for k, v in unb64(manifest["data"]).items()
     }
     assert opened == {"username": b"admin", "password": CANARY.encode()}
 
@@ -674,7 +678,7 @@ def test_seal_from_a_plain_manifest_keeps_metadata_and_drops_last_applied(
         "annotations": {grants.GRANT_ANNOTATION: "api", sealing.SEALED_ANNOTATION: "true"},
     }
     assert {
-        k: sealing.unseal(ring(1), "shop", "db", k, v) for k, v in manifest["stringData"].items()
+        k: sealing.unseal(ring(1), "shop", "db", k, v) for k, v in unb64(manifest["data"]).items()
     } == {"password": CANARY.encode(), "user": b"app"}
 
     sealed_path = tmp_path / "sealed.json"
@@ -741,15 +745,15 @@ def test_example_commits_no_private_key_and_no_plain_secret() -> None:
     assert secrets_found
     for secret in secrets_found:
         assert sealing.is_sealed_secret(secret["metadata"]["annotations"])
-        assert "data" not in secret
+        assert "stringData" not in secret
 
 
 def test_example_values_are_sealed_with_the_committed_cert() -> None:
     cert = (EXAMPLE / "sealing-cert.pem").read_text()
     key_id = sealing.fingerprint(sealing.load_public_key(cert))
     secret = next(d for d in _example_manifests() if d.get("kind") == "Secret")
-    assert set(secret["stringData"]) == {"username", "password"}
-    for value in secret["stringData"].values():
+    assert set(secret["data"]) == {"username", "password"}
+    for value in unb64(secret["data"]).values():
         assert sealing.sealed_key_id(value) == key_id
     webapp = next(d for d in _example_manifests() if d.get("kind") == "WebApp")
     model.parse_webapp(webapp)

@@ -13,6 +13,7 @@ Values are never printed, echoed in errors, or written anywhere but as sealed te
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -157,7 +158,11 @@ def seal_values(
 
 
 def sealed_manifest(plain: Plain, sealed: Mapping[str, str]) -> dict[str, Any]:
-    """The Secret to commit: opted in, marked sealed, values in `stringData` as sealed text."""
+    """The Secret to commit: opted in, marked sealed, the sealed text of each value in `data`.
+
+    `data`, not `stringData`: a key removed from `stringData` in Git stays in the cluster under
+    both client-side and server-side apply; a key removed from `data` goes.
+    """
     labels = {**plain.labels, revisions.MANAGED_LABEL: revisions.KIND_SOURCE}
     annotations = {**plain.annotations, sealing.SEALED_ANNOTATION: "true"}
     return {
@@ -170,7 +175,7 @@ def sealed_manifest(plain: Plain, sealed: Mapping[str, str]) -> dict[str, Any]:
             "annotations": dict(sorted(annotations.items())),
         },
         "type": plain.type,
-        "stringData": dict(sealed),
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sealed.items()},
     }
 
 
@@ -181,8 +186,9 @@ def render(manifest: Mapping[str, Any], output: str, key_id: str) -> str:
     header = (
         f"# Sealed for Secret {meta['namespace']}/{meta['name']} with sealing key {key_id} "
         "(webapp-operator seal).\n"
-        "# Safe to commit: each value opens only in this Secret, and only where the operator\n"
-        "# holds that key. Change a value by sealing it again; renaming a key breaks its value.\n"
+        "# Safe to commit: each value (base64 of tfs1:<key-id>:...) opens only in this Secret,\n"
+        "# and only where the operator holds that key. Change a value by sealing it again;\n"
+        "# renaming a key breaks its value.\n"
     )
     return header + str(yaml.safe_dump(dict(manifest), sort_keys=False, width=10_000))
 
