@@ -380,7 +380,7 @@ class KeyManager:
                     continue
                 raise
             self._adopt(keyring.with_key(key))
-            logger.info(
+            logger.warning(
                 "sealing: added key %s; it seals from now on, keys %s still open older values; "
                 "back up Secret %s/%s now (docs/sealing.md)",
                 key.id,
