@@ -69,14 +69,19 @@ IN_RELEASE_NAMESPACE: Final[dict[tuple[str, str, str, str], str]] = {
     ("", "configmaps", "create", ""): "KeyManager.publish (first start)",
     ("", "configmaps", "patch", SEALING_CERT): "KeyManager.publish (after a renewal)",
 }
-# Kopf's own observation (kopf/_core/reactor/observation.py): it watches CRDs in both modes;
-# in namespaced mode it also lists and watches Namespaces, and without these it retries for
-# about a minute at every start before falling back (measured; see docs/install.md).
+# Kopf's own observation (kopf/_core/reactor/observation.py) watches CRDs cluster-wide. In
+# namespaced mode the operator turns Kopf's scanning off (handlers.configure), so that mode
+# needs nothing cluster-scoped.
 KOPF_CRDS: Final = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 }
-KOPF_NAMESPACES: Final = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+# Leader election (controller/leader.py), only with several replicas or when enabled.
+LEASES: Final[dict[tuple[str, str, str, str], str]] = {
+    ("coordination.k8s.io", "leases", "get", "webapp-operator"): "LeaderElection._attempt",
+    ("coordination.k8s.io", "leases", "update", "webapp-operator"): "LeaderElection renew/take",
+    ("coordination.k8s.io", "leases", "create", ""): "LeaderElection._create (first replica)",
+}
 
 
 def _release(namespace: str) -> set[chartkit.Grant]:
@@ -92,12 +97,9 @@ def expected_cluster_wide(namespace: str = chartkit.NAMESPACE) -> set[chartkit.G
     return cluster | _release(namespace)
 
 
-def expected_namespaced(
-    namespace: str = chartkit.NAMESPACE, kopf_scanning: bool = True
-) -> set[chartkit.Grant]:
+def expected_namespaced(namespace: str = chartkit.NAMESPACE) -> set[chartkit.Grant]:
     watched = {("watched", g, r, v, "") for g, r, v in IN_WATCHED_NAMESPACES}
-    scanning = {("cluster", g, r, v, "") for g, r, v in KOPF_CRDS | KOPF_NAMESPACES}
-    return watched | _release(namespace) | (scanning if kopf_scanning else set())
+    return watched | _release(namespace)
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +141,32 @@ def test_namespaced_rules_are_exactly_the_table(namespaced: list[dict[str, Any]]
     }
 
 
-def test_namespaced_without_kopf_scanning_is_roles_only() -> None:
-    objects = chartkit.parse(
-        chartkit.template(values=[chartkit.NAMESPACED_VALUES], sets={"rbac.kopfScanning": "false"})
-    )
-    assert chartkit.grants(objects) == expected_namespaced(kopf_scanning=False)
-    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+def test_namespaced_mode_is_roles_only(namespaced: list[dict[str, Any]]) -> None:
+    assert not [o for o in namespaced if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert not {g for g in chartkit.grants(namespaced) if g[0] == "cluster"}
 
 
-def test_namespaced_mode_writes_nothing_cluster_wide(
-    namespaced: list[dict[str, Any]],
-) -> None:
-    cluster = {g for g in chartkit.grants(namespaced) if g[0] == "cluster"}
-    assert {verb for *_, verb, _name in cluster} == {"list", "watch"}
+@pytest.mark.parametrize(
+    "sets",
+    [{"replicas": "2"}, {"leaderElection.enabled": "true"}],
+    ids=["two-replicas", "enabled"],
+)
+def test_leader_election_adds_the_lease_and_its_rules(sets: dict[str, str]) -> None:
+    objects = chartkit.parse(chartkit.template(values=[chartkit.NAMESPACED_VALUES], sets=sets))
+    leases = {("release", g, r, v, n) for g, r, v, n in LEASES}
+    assert chartkit.grants(objects) == expected_namespaced() | leases
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
+    assert "--lease-duration=15" in args
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_one_replica_has_no_lease_and_recreates(default: list[dict[str, Any]]) -> None:
+    (deployment,) = [o for o in default if o["kind"] == "Deployment"]
+    assert "--leader-elect" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not {g for g in chartkit.grants(default) if g[2] == "leases"}
 
 
 def test_every_binding_names_the_chart_service_account(

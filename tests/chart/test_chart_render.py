@@ -216,7 +216,8 @@ def test_an_existing_service_account_can_be_used() -> None:
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("replicas=2", "/replicas"),
+        ("replicas=9", "/replicas"),
+        ("leaderElection.leaseDuration=1", "/leaderElection/leaseDuration"),
         ("logLevel=loud", "/logLevel"),
         ("logFormat=xml", "/logFormat"),
         ("image.digest=latest", "/image/digest"),

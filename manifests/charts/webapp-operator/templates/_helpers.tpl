@@ -94,3 +94,10 @@ No `get`: the operator reads these only through its watches.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+Leader election is on with several replicas, or when asked for: "true" or "".
+*/}}
+{{- define "webapp-operator.leaderElection" -}}
+{{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled -}}true{{- end -}}
+{{- end }}
