@@ -846,3 +846,12 @@ def test_reload_adopts_restored_keys_and_asks_for_a_retry() -> None:
     asyncio.run(manager.reload())  # nothing new: no retry, and never a write
     assert retried == [[("demo", "c")]]
     assert api.writes == 0
+
+
+def test_a_standby_loads_keys_and_writes_nothing() -> None:
+    api = FakeApi(keys.keys_secret("ops", [key(1), key(2)]))
+    manager = keys.KeyManager(api, "ops", FixedClock(), timedelta(days=30), keys.Unsealer())
+    keyring = asyncio.run(manager.load())
+    assert keyring.newest == key(2)
+    assert manager.unsealer.keyring.ids == keyring.ids
+    assert api.writes == 0

@@ -392,7 +392,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         runtime.unsealer,
     )
     keys.on_change = lambda failed: _retry_sealed(runtime, failed)
-    await keys.start()  # before any index runs: sealed Secrets open from the first event
+    # Before any index runs, so sealed Secrets open from the first event. A standby only
+    # reads; the replica that acts creates, renews and publishes (keys.run).
+    await (keys.load() if options.get("leader_elect") else keys.start())
     poll = sealing_keys.POLL_SHIFTED if options.get("clock_offset_file") else sealing_keys.POLL
     if options.get("leader_elect"):
         runtime.election = leader.LeaderElection(

@@ -313,6 +313,13 @@ class KeyManager:
         # RSA-4096 generation takes about a second: off the event loop.
         return await asyncio.to_thread(sealing.generate_key, self.clock.now())
 
+    async def load(self) -> sealing.Keyring:
+        """Load the keys there are, writing nothing (a standby replica's start-up)."""
+        _, keyring = await self._read_keys()
+        self.unsealer.keyring = keyring
+        logger.info("sealing: keys %s loaded; %s seals", keyring.ids, _newest_id(keyring))
+        return keyring
+
     async def start(self) -> sealing.Keyring:
         """Load the keys (creating the first one if there is none) and publish the newest."""
         from lightkube.core.exceptions import ApiError
@@ -411,8 +418,15 @@ class KeyManager:
         wanted = cert_configmap(self.namespace, newest)
         current = await self._get(ConfigMap, CERT_CONFIGMAP)
         if current is None:
-            await self.api.create(ConfigMap.from_dict(wanted))
-            return
+            from lightkube.core.exceptions import ApiError
+
+            try:
+                await self.api.create(ConfigMap.from_dict(wanted))
+                return
+            except ApiError as error:
+                if not kube.is_already_exists(error):
+                    raise
+            current = await self._get(ConfigMap, CERT_CONFIGMAP) or {}
         labels = (current.get("metadata") or {}).get("labels") or {}
         if current.get("data") == wanted["data"] and all(
             labels.get(k) == v for k, v in wanted["metadata"]["labels"].items()
@@ -438,14 +452,17 @@ class KeyManager:
     async def run(self, poll: float = POLL, reload_every: float = RELOAD) -> None:
         """The key task of the replica that acts: load keys others added (at once, then every
         `reload_every` seconds), and renew when the newest key is a period old."""
-        reloaded = -reload_every
+        reloaded: float | None = None
         while True:
             try:
-                if time.monotonic() - reloaded >= reload_every:
+                first = reloaded is None
+                if reloaded is None or time.monotonic() - reloaded >= reload_every:
                     await self.reload()
                     reloaded = time.monotonic()
                 if self._due(self.keyring):
-                    await self.renew()
+                    await self.renew()  # also the first key of a replica that loaded none
+                elif first:
+                    await self.publish()  # a no-op unless the ConfigMap is missing or stale
             except Exception as error:  # noqa: BLE001 (the task must outlive API errors)
                 logger.warning("sealing: loading or renewing keys failed: %s", _safe(error))
                 await asyncio.sleep(min(poll, 30.0))
