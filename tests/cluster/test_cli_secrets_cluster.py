@@ -317,6 +317,28 @@ def test_update_secret_refuses_a_secret_that_is_not_opted_in(
 
 
 @pytest.mark.usefixtures("as_admin")
+def test_update_secret_refuses_a_sealed_secret(
+    kube: Client, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube.create(
+        Secret(
+            metadata=ObjectMeta(
+                name="sealed",
+                labels={"twelvefactor.dev/secret": "true"},
+                annotations={"twelvefactor.dev/sealed": "true"},
+            ),
+            stringData={"password": "tfs1:0123456789abcdef:AAAA"},
+        ),
+        namespace=namespace,
+    )
+    status, _, err = run(capsys, "update-secret", "sealed", f"password={PASSWORD}", "-n", namespace)
+    assert status == 1
+    assert "is sealed" in err
+    assert "seal --name sealed" in err
+    assert PASSWORD not in err
+    assert data_of(kube, namespace, "sealed") == {"password": "tfs1:0123456789abcdef:AAAA"}
+
+
 def test_grant_and_revoke_edit_the_grant_annotation(
     kube: Client, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,7 +39,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
-from webapp_operator.domain import grants, observe, owned, revisions, schedule
+from webapp_operator.domain import grants, observe, owned, revisions, schedule, sealing
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
 
@@ -1033,6 +1033,13 @@ def run_update(args: argparse.Namespace, connect: Connector) -> int:
     session = connect()
     secret = get_source(session, args.name)
     ref = f"{session.namespace}/{args.name}"
+    if content is not None and sealing.is_sealed_secret(_meta(secret).get("annotations") or {}):
+        msg = (
+            f"Secret {ref} is sealed: its values are ciphertext for Git; seal the new values "
+            f"with `{CLI} seal --name {args.name} -n {session.namespace} KEY=VALUE ...` and "
+            "apply the result (docs/sealing.md)"
+        )
+        raise CommandError(msg)
     if content is not None and secret.get("immutable"):
         msg = f"Secret {ref} is immutable; its content cannot change"
         raise CommandError(msg)

@@ -43,6 +43,7 @@ KNOWN_REASONS: Final = frozenset(
         reasons.INVALID_SECRET_KEY,
         reasons.INVALID_CONFIG,
         reasons.REVISION_NOT_FOUND,
+        reasons.UNSEAL_FAILED,
     }
 )
 

@@ -26,6 +26,7 @@ REVISION_CREATED: Final = "RevisionCreated"
 ROTATION_DUE: Final = "RotationDue"
 EXPIRED: Final = "Expired"
 REVISION_REMOVED: Final = "RevisionRemoved"
+UNSEAL_FAILED: Final = "UnsealFailed"
 
 # Event reasons on a WebApp.
 SECRET_CHANGED: Final = "SecretChanged"

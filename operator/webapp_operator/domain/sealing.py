@@ -43,7 +43,7 @@ from webapp_operator.domain.errors import WebAppError
 SEALED_ANNOTATION: Final = "twelvefactor.dev/sealed"
 # Event reason on a source Secret whose values do not open (the WebApp condition reason is
 # InvalidSecretKey; this belongs in reasons.py once that module is free to edit).
-UNSEAL_FAILED: Final = "UnsealFailed"
+UNSEAL_FAILED: Final = reasons.UNSEAL_FAILED
 DOCS: Final = "docs/sealing.md"
 
 VERSION: Final = "tfs1"
