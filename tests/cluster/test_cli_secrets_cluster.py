@@ -339,6 +339,7 @@ def test_update_secret_refuses_a_sealed_secret(
     assert data_of(kube, namespace, "sealed") == {"password": "tfs1:0123456789abcdef:AAAA"}
 
 
+@pytest.mark.usefixtures("as_admin")
 def test_grant_and_revoke_edit_the_grant_annotation(
     kube: Client, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
