@@ -78,8 +78,9 @@ def test_update_creates_revision_rolls_once_and_prunes_after_rollout(kit: opkit.
     assert kit.env(second)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
     # Revision 1 goes only once no live ReplicaSet uses it any more.
     wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
-    assert kit.events("RevisionCreated")
-    assert kit.events("RevisionRemoved")
+    # The Event follows the deletion: wait for it rather than race it.
+    wait_for(lambda: kit.events("RevisionCreated"), 30, message="RevisionCreated Event")
+    wait_for(lambda: kit.events("RevisionRemoved"), 30, message="RevisionRemoved Event")
     # One rollout per process: each Deployment has exactly two ReplicaSets (old and new).
     for name in kit.deployments("shop"):
         owned = [

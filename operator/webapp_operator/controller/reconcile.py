@@ -430,6 +430,11 @@ async def _schedule(
         by_number = {x.revision.number: x for x in entries if x.revision}
         for item in decision.revisions:
             if item.revision in decision.notify:
+                # Bookkeeping first: a stop between the two loses one notice (it repeats in
+                # 5 minutes) instead of telling the owner twice after a restart.
+                await _patch_annotations(
+                    ctx, by_number[item.revision], schedule.expiry_to_annotations(item)
+                )
                 await ctx.writer.post_event(
                     involved,
                     reasons.EXPIRED,
@@ -439,15 +444,16 @@ async def _schedule(
                     now,
                     warning=True,
                 )
-                await _patch_annotations(
-                    ctx, by_number[item.revision], schedule.expiry_to_annotations(item)
-                )
                 notify_observers = True
         if decision.wake_at is not None:
             wakes.append(decision.wake_at)
 
         rotation = rotation_decision(source, latest, now)
         patch = _changed(source.annotations, schedule.rotation_to_annotations(rotation.state))
+        if patch:
+            # Bookkeeping before acting on it, as for expiry above: a restart neither repeats
+            # the notice nor rotates an owned secret twice.
+            await _patch_annotations(ctx, source, patch)
         generator = source.annotations.get(owned.GENERATE_ANNOTATION)
         if rotation.notify and generator and source.labels.get(owned.OWNED_BY_LABEL):
             # The operator owns this secret: it rotates it itself (a new revision follows).
@@ -467,8 +473,6 @@ async def _schedule(
                 now,
             )
             notify_observers = True
-        if patch:
-            await _patch_annotations(ctx, source, patch)
         if rotation.wake_at is not None:
             wakes.append(rotation.wake_at)
     except WebAppError as error:
