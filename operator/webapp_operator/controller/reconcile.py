@@ -8,10 +8,11 @@ each Deployment, however many triggers arrived (the work queue coalesces them).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
@@ -660,6 +661,14 @@ async def _ensure_owned(ctx: Context, webapp: model.WebApp) -> bool:
     return pending
 
 
+async def _together(calls: list[Coroutine[Any, Any, None]]) -> None:
+    """Await independent writes concurrently; raise the first failure once all are done."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 def _replace_keys(current: Mapping[str, bytes], values: Mapping[str, str]) -> dict[str, Any]:
     """A data merge patch that leaves exactly `values` (removed keys set to None)."""
     patch: dict[str, Any] = dict.fromkeys(current)
@@ -851,6 +860,7 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         ctx.remember(snapshot_key)
 
     rolled = []
+    changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
     for obj in [*result.deployments, result.service]:
         digest = _digest(obj)
         obj["metadata"].setdefault("annotations", {})[state.APPLIED_ANNOTATION] = digest
@@ -858,14 +868,23 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
             continue
-        await ctx.writer.apply(obj)
-        ctx.remember(key, digest)
+        changed.append((obj, key, digest))
         if (
             obj["kind"] == "Deployment"
             and current is not None
             and (current.snapshot != result.snapshot_name)
         ):
             rolled.append(obj["metadata"]["name"])
+    # Independent objects: applied together, one round trip rather than one per process.
+    outcomes = await asyncio.gather(
+        *(ctx.writer.apply(obj) for obj, _, _ in changed), return_exceptions=True
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    for (_, written, digest), outcome in zip(changed, outcomes, strict=True):
+        if not isinstance(outcome, BaseException):
+            ctx.remember(written, digest)
+    if failures:
+        raise failures[0]
 
     desired = {d["metadata"]["name"] for d in result.deployments}
     for kind, wname in workloads:
@@ -874,37 +893,46 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
 
     now = ctx.clock.now()
     involved = _involved(webapp)
+    # Posted together (one round trip), and before the status that records them.
+    notices: list[Coroutine[Any, Any, None]] = []
     if rolled:
         sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
-        await ctx.writer.post_event(
-            involved,
-            reasons.ROLLOUT_STARTED,
-            f"Rolling {', '.join(sorted(rolled))} to environment {result.snapshot_name} "
-            f"({sources})",
-            now,
+        notices.append(
+            ctx.writer.post_event(
+                involved,
+                reasons.ROLLOUT_STARTED,
+                f"Rolling {', '.join(sorted(rolled))} to environment {result.snapshot_name} "
+                f"({sources})",
+                now,
+            )
         )
     for item in options:
         if item.prior is not None and item.tracked != item.prior:
-            await ctx.writer.post_event(
-                involved,
-                reasons.SECRET_REFRESHED,
-                f"{item.option}: now tracking revision {item.tracked} of Secret "
-                f"{item.namespace}/{item.name} (was {item.prior})",
-                now,
+            notices.append(
+                ctx.writer.post_event(
+                    involved,
+                    reasons.SECRET_REFRESHED,
+                    f"{item.option}: now tracking revision {item.tracked} of Secret "
+                    f"{item.namespace}/{item.name} (was {item.prior})",
+                    now,
+                )
             )
         lagging = (
             item.latest is not None and item.tracked is not None and item.latest > item.tracked
         )
         if item.mode == "manual" and lagging and item.notified != item.latest:
-            await ctx.writer.post_event(
-                involved,
-                reasons.SECRET_CHANGED,
-                f"{item.option}: revision {item.latest} of Secret {item.namespace}/{item.name} "
-                f"is available (tracking {item.tracked}); run: kubectl webapp refresh "
-                f"{webapp.name} {item.option} -n {namespace}",
-                now,
+            notices.append(
+                ctx.writer.post_event(
+                    involved,
+                    reasons.SECRET_CHANGED,
+                    f"{item.option}: revision {item.latest} of Secret "
+                    f"{item.namespace}/{item.name} is available (tracking {item.tracked}); run: "
+                    f"kubectl webapp refresh {webapp.name} {item.option} -n {namespace}",
+                    now,
+                )
             )
             item.notified = item.latest
+    await _together(notices)
 
     deployments = [workloads.get(("Deployment", n)) for n in sorted(desired)]
     done = all(
