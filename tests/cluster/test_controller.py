@@ -8,6 +8,7 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from lightkube import ApiError, Client
@@ -36,9 +37,12 @@ SEED = {
 
 @pytest.fixture
 def kit(
-    kube: Client, namespace: str, background: Callable[..., BackgroundProcess]
+    kube: Client,
+    kubeconfig: Path,
+    namespace: str,
+    background: Callable[..., BackgroundProcess],
 ) -> Iterator[opkit.Kit]:
-    yield from opkit.kit_fixture(kube, namespace, background)
+    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)
 
 
 def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
@@ -443,3 +447,28 @@ def test_deleting_the_last_observer_of_a_revision_prunes_it(kit: opkit.Kit) -> N
     assert kit.revisions("credentials") == [1, 2]  # old still tracks revision 1
     kit.kube.delete(opkit.WebApp, "old", namespace=kit.namespace)
     wait_for(lambda: kit.revisions("credentials") == [2], 90, message="revision 1 pruned")
+
+
+def test_status_wait_follows_the_rollout_until_ready(
+    kit: opkit.Kit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webapp_operator.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", kit.kubeconfig)
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="someone")
+    kit.webapp("shop", SEED)
+    # Not granted: the wait ends at once with the condition's message.
+    wait_for(
+        lambda: kit.condition("shop").get("reason") == "SecretNotGranted",
+        60,
+        message="SecretNotGranted",
+        ignore=(ApiError,),
+    )
+    assert main.main(["status", "shop", "-n", kit.namespace, "--wait", "--timeout", "30"]) == 1
+    assert "grant-secret credentials shop" in capsys.readouterr().err
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    assert main.main(["status", "shop", "-n", kit.namespace, "--wait", "--timeout", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "Ready=True (Available)" in out.splitlines()[-1]
+    assert PASSWORD_1 not in out

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from webapp_operator import __version__
-from webapp_operator.cli import offline, run, sealing, secrets
+from webapp_operator.cli import apps, offline, run, sealing, secrets
 from webapp_operator.domain.errors import WebAppError
 
 EXIT_BAD_INPUT = 1
@@ -31,6 +31,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     secrets.register(commands)
     sealing.register(commands)
     run.register(commands)
+    apps.register(commands, parser)
     return parser
 
 
