@@ -30,6 +30,8 @@ venv: $(STAMP) ## create the virtualenv with the operator and the dev tools
 include devcluster/devcluster.mk
 # The Helm chart, kustomize, image and skaffold: manifests, lint-chart, test-chart.
 include manifests/manifests.mk
+# The benchmark on a private control plane: bench, bench-quick, bench-ci.
+include bench/bench.mk
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
@@ -52,7 +54,7 @@ test-unit: $(STAMP) ## pure tests: models, env rules, rendering, CLI (no cluster
 	$(PY) -m pytest tests/unit
 
 .PHONY: test
-test: lint test-unit test-cluster test-chart ## every test tier (builds or reuses the local control plane)
+test: lint test-unit test-cluster test-chart bench-ci ## every test tier (builds or reuses the local control plane)
 
 # `make run`: the operator against $KUBECONFIG, or the local control plane when none is set;
 # installs the CRD and the sample app of examples/flask first, so a new user sees it work.
