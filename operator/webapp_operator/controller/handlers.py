@@ -132,7 +132,24 @@ async def secret_revisions(body: kopf.Body, **_: Any) -> dict[Any, state.SecretE
 @kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
 async def webapps(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
     ns = namespace or ""
-    return {(ns, name): state.WebAppEntry(ns, name, copy.deepcopy(dict(body)))}
+    return {(ns, name): state.WebAppEntry(ns, name, _compact(body))}
+
+
+# Metadata nothing reads from the index, often larger than the spec: the field managers' sets,
+# and `kubectl apply`'s copy of the whole object.
+_UNREAD_METADATA: Final = ("managedFields",)
+_UNREAD_ANNOTATIONS: Final = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _compact(body: kopf.Body) -> dict[str, Any]:
+    """A copy of a WebApp body without the metadata no reconcile reads."""
+    copied = {k: copy.deepcopy(v) for k, v in body.items() if k != "metadata"}
+    meta = {k: copy.deepcopy(v) for k, v in body.metadata.items() if k not in _UNREAD_METADATA}
+    annotations = meta.get("annotations")
+    if annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}
+    copied["metadata"] = meta
+    return copied
 
 
 @kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
