@@ -68,6 +68,7 @@ def test_one_leader_acts_and_a_standby_takes_over(
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="the new leader acts")
     kit.wait_ready("shop")
     assert len(kit.events("RolloutStarted")) == 1, "one rollout for one change"
-    assert kit.revisions("credentials") == [2]
+    # pruning waits for the old ReplicaSets to be gone, which may be just after Ready
+    wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
     assert first_metrics != kit.metrics_port
     assert kit.canary_hits(["canary-ha-1", "canary-ha-2"]) == []
