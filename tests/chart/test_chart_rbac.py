@@ -38,16 +38,16 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("", "secrets", "patch"): "Gateway.patch_metadata / patch_secret_data",
     # Gateway.delete: pruned revisions, unused environment snapshots, dropped owned Secrets.
     ("", "secrets", "delete"): "Gateway.delete (pruning)",
-    ("apps", "deployments", "list"): "Kopf index `deployment_index`, on_deployment",
+    ("apps", "deployments", "list"): "informer (handlers.informers, kube/informer.py)",
     ("apps", "deployments", "watch"): "same",
     # Gateway.apply is server-side apply (PATCH); when the object does not exist yet the API
     # server authorises the same request as `create` (measured: 403 without it).
     ("apps", "deployments", "create"): "Gateway.apply creating a process's Deployment",
     ("apps", "deployments", "patch"): "Gateway.apply",
     ("apps", "deployments", "delete"): "Gateway.delete of a removed process's Deployment",
-    ("apps", "replicasets", "list"): "Kopf index `replicaset_index` (snapshots in use)",
+    ("apps", "replicasets", "list"): "informer (snapshots in use)",
     ("apps", "replicasets", "watch"): "same",
-    ("", "services", "list"): "Kopf index `service_index`, on_service",
+    ("", "services", "list"): "informer",
     ("", "services", "watch"): "same",
     ("", "services", "create"): "Gateway.apply creating the web process's Service",
     ("", "services", "patch"): "Gateway.apply",

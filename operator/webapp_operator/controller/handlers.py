@@ -13,6 +13,9 @@ Why these Kopf features and no others:
 - Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
   snapshots), Deployments, ReplicaSets and Services by `managed-by=webapp-operator`; memory does
   not grow with unrelated objects.
+- Deployments, ReplicaSets and Services are not watched through Kopf but through informers
+  (`kube/informer.py`): a rollout makes many of their events, and each costs only a JSON
+  decoding there. The workers start once Kopf's indexes and every informer have listed.
 - Posting of log messages as Kubernetes Events is off: the operator posts its own Events, whose
   texts name objects and never values.
 """
@@ -34,6 +37,7 @@ from webapp_operator.controller import leader, metrics, reconcile, state, workqu
 from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
+from webapp_operator.kube import informer
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,12 @@ class Runtime:
         self.options = dict(options)
         self.counter = kube.RequestCounter()
         self.queue: workqueue.WorkQueue[reconcile.Key] = workqueue.WorkQueue()
+        # Ready once Kopf has listed every index (its first handler runs) and every informer
+        # has listed its collection: only then does a reconcile see the whole cluster.
         self.ready = asyncio.Event()
+        self.kopf_ready = asyncio.Event()
+        self.workloads = Workloads()
+        self.informers: list[informer.Informer[Any]] = []
         self.ctx: reconcile.Context | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics.Metrics(self.counter, lambda: len(self.queue))
@@ -82,9 +91,6 @@ class Runtime:
         self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
         # Opens sealed source Secrets in the Secret index; its keys are loaded at start-up.
         self.unsealer = sealing_keys.Unsealer()
-        # (kind, namespace, name) -> what reconciles read of that workload, as last seen: a
-        # status update that changes none of it (most of a rollout's) queues nothing.
-        self.workloads_seen: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 
     def webapp(self, namespace: str, name: str, delay: float = WEBAPP_DELAY) -> None:
         self.queue.add(("webapp", namespace, name), delay, max_wait=self.coalesce_max)
@@ -161,37 +167,35 @@ async def observers(body: kopf.Body, namespace: str | None, name: str, **_: Any)
     return dict.fromkeys(refs, (ns, name))
 
 
-def _workload(kind: str, body: kopf.Body) -> dict[Any, Any] | None:
-    entry = state.workload_entry(kind, body)
-    if entry is None:
-        return None
-    return {(entry.namespace, entry.app): entry}
+class Workloads:
+    """Deployments, ReplicaSets and Services of each app, as the informers last saw them.
 
+    Fed by `kube/informer.py` streams rather than Kopf: a rollout's many status updates cost a
+    JSON decoding each, not Kopf's per-event machinery (docs/performance.md)."""
 
-@kopf.index("apps", "v1", "deployments")
-async def deployment_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-    return _workload("Deployment", body)
-
-
-@kopf.index("apps", "v1", "replicasets")
-async def replicaset_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-    return _workload("ReplicaSet", body)
-
-
-@kopf.index("v1", "services")
-async def service_index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-    return _workload("Service", body)
-
-
-class _Workloads:
-    """Deployments, ReplicaSets and Services of an app, from three Kopf indexes, as one."""
-
-    def __init__(self, *stores: Any) -> None:
-        self.stores = stores
+    def __init__(self) -> None:
+        self.by_app: dict[tuple[str, str], dict[tuple[str, str], state.WorkloadEntry]] = {}
 
     def get(self, key: Any, default: Any = None) -> Any:
-        found = [entry for store in self.stores for entry in (store.get(key) or [])]
-        return found or default
+        found = self.by_app.get(key)
+        return list(found.values()) if found else default
+
+    def put(self, old: state.WorkloadEntry | None, new: state.WorkloadEntry | None) -> None:
+        if old is not None:
+            entries = self.by_app.get((old.namespace, old.app)) or {}
+            entries.pop((old.kind, old.name), None)
+            if not entries:
+                self.by_app.pop((old.namespace, old.app), None)
+        if new is not None:
+            self.by_app.setdefault((new.namespace, new.app), {})[(new.kind, new.name)] = new
+
+
+# (kind, API prefix, plural) of what the operator renders and watches through informers.
+WORKLOAD_KINDS: Final = (
+    ("Deployment", "/apis/apps/v1", "deployments"),
+    ("ReplicaSet", "/apis/apps/v1", "replicasets"),
+    ("Service", "/api/v1", "services"),
+)
 
 
 # ----------------------------------------------------------------------------- events
@@ -199,7 +203,7 @@ class _Workloads:
 
 def _touch(memo: Any) -> Runtime:
     runtime = _runtime(memo)
-    runtime.ready.set()  # Kopf runs no handler before every index is populated.
+    runtime.kopf_ready.set()  # Kopf runs no handler before every index is populated.
     return runtime
 
 
@@ -239,29 +243,19 @@ def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
     return (entry.uid, entry.applied, entry.snapshot, entry.owner, progress)
 
 
-def _workload_changed(runtime: Runtime, body: kopf.Body, namespace: str, event: Any) -> bool:
-    """False for an event that changes nothing a reconcile reads (a rollout's many status
-    updates): it need not queue the app and its Secrets again."""
-    kind = str(body.get("kind", ""))
-    key = (kind, namespace, str((body.get("metadata") or {}).get("name", "")))
-    if event == "DELETED":
-        runtime.workloads_seen.pop(key, None)
-        return True
-    entry = state.workload_entry(kind, body)
-    signature = None if entry is None else _workload_signature(entry)
-    if signature is not None and runtime.workloads_seen.get(key) == signature:
-        return False
-    if signature is not None:
-        runtime.workloads_seen[key] = signature
-    return True
-
-
-async def _on_workload(body: kopf.Body, namespace: str | None, memo: Any, event: Any) -> None:
-    runtime = _touch(memo)
-    namespace = namespace or ""
-    app = ((body.get("metadata") or {}).get("labels") or {}).get(render.LABEL_WEBAPP)
-    if not app or not _workload_changed(runtime, body, namespace, event):
+def on_workload(
+    runtime: Runtime, old: state.WorkloadEntry | None, new: state.WorkloadEntry | None
+) -> None:
+    """An informer saw a workload change: queue its app and the Secrets its environment was
+    built from, unless nothing a reconcile reads of it changed (a rollout's status updates)."""
+    runtime.workloads.put(old, new)
+    before = None if old is None else _workload_signature(old)
+    after = None if new is None else _workload_signature(new)
+    if before == after:
         return
+    entry = new or old
+    assert entry is not None
+    namespace, app = entry.namespace, entry.app
     runtime.webapp(namespace, app)
     ctx = runtime.ctx
     if ctx is None:
@@ -269,11 +263,12 @@ async def _on_workload(body: kopf.Body, namespace: str | None, memo: Any, event:
     # A ReplicaSet scaled down (or gone) may free revisions: look at the Secrets its
     # environment was built from, even when the WebApp itself is being deleted.
     refs: set[tuple[str, str]] = set()
-    entry = reconcile._one(ctx.indexes.webapps, (namespace, app))
-    if entry is not None:
-        refs.update(state.observed_refs(entry.body))
-    workload = state.workload_entry(str(body.get("kind", "")), body)
-    if workload is not None and workload.snapshot:
+    found = reconcile._one(ctx.indexes.webapps, (namespace, app))
+    if found is not None:
+        refs.update(state.observed_refs(found.body))
+    for workload in (old, new):
+        if workload is None or not workload.snapshot:
+            continue
         snapshot = reconcile._one(ctx.indexes.secrets, (namespace, workload.snapshot))
         if snapshot is not None:
             sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
@@ -282,25 +277,25 @@ async def _on_workload(body: kopf.Body, namespace: str | None, memo: Any, event:
         runtime.secret(*ref, delay=runtime.coalesce)
 
 
-@kopf.on.event("apps", "v1", "deployments")
-async def on_deployment(
-    body: kopf.Body, namespace: str | None, memo: Any, type: Any, **_: Any
-) -> None:
-    await _on_workload(body, namespace, memo, type)
+def informers(runtime: Runtime, http: Any, namespaces: list[str]) -> list[informer.Informer[Any]]:
+    """One informer per workload kind (and per watched namespace, in a namespaced install)."""
 
+    def feed(old: Any, new: Any) -> None:
+        on_workload(runtime, old, new)
 
-@kopf.on.event("apps", "v1", "replicasets")
-async def on_replicaset(
-    body: kopf.Body, namespace: str | None, memo: Any, type: Any, **_: Any
-) -> None:
-    await _on_workload(body, namespace, memo, type)
+    made: list[informer.Informer[Any]] = []
+    for kind, prefix, plural in WORKLOAD_KINDS:
 
+        def parse(body: Mapping[str, Any], kind: str = kind) -> state.WorkloadEntry | None:
+            return state.workload_entry(kind, body)
 
-@kopf.on.event("v1", "services")
-async def on_service(
-    body: kopf.Body, namespace: str | None, memo: Any, type: Any, **_: Any
-) -> None:
-    await _on_workload(body, namespace, memo, type)
+        scopes: list[str | None] = list(namespaces) or [None]
+        for namespace in scopes:
+            collection = informer.Collection(prefix, plural, MANAGED_SELECTOR, namespace)
+            made.append(
+                informer.Informer(http, collection, parse, lambda _t, old, new: feed(old, new))
+            )
+    return made
 
 
 # ----------------------------------------------------------------------------- lifecycle
@@ -327,8 +322,6 @@ def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None
     # scans, so a namespaced install needs no cluster-scoped permission at all.
     settings.scanning.disabled = namespaced
     settings.watching.label_selectors[("v1", "secrets")] = revisions.WATCH_SELECTOR
-    for resource in (("apps", "deployments"), ("apps", "replicasets"), ("v1", "services")):
-        settings.watching.label_selectors[resource] = MANAGED_SELECTOR
     settings.posting.enabled = False
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
@@ -439,9 +432,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
             revisions=indexes["secret_revisions"],
             webapps=indexes["webapps"],
             observers=indexes["observers"],
-            workloads=_Workloads(
-                indexes["deployment_index"], indexes["replicaset_index"], indexes["service_index"]
-            ),
+            workloads=runtime.workloads,
         ),
         writer=kube.Gateway(api, runtime.counter, on_event=runtime.metrics.event),
         clock=SystemClock(options.get("clock_offset_file")),
@@ -482,9 +473,21 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         runtime.server = await metrics.serve(
             runtime.metrics, runtime.ready, str(options.get("metrics_address", "127.0.0.1")), port
         )
+    runtime.informers = informers(
+        runtime, api._client._client, list(options.get("namespaces") or [])
+    )
+    runtime.tasks.extend(asyncio.create_task(one.run()) for one in runtime.informers)
+    runtime.tasks.append(asyncio.create_task(_readiness(runtime)))
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
+
+
+async def _readiness(runtime: Runtime) -> None:
+    await runtime.kopf_ready.wait()
+    for one in runtime.informers:
+        await one.synced.wait()
+    runtime.ready.set()
 
 
 def _retry_sealed(runtime: Runtime, failed: list[tuple[str, str]]) -> None:

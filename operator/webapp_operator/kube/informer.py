@@ -1,0 +1,213 @@
+"""List-and-watch streams kept as compact entries: the cheap watch path for busy kinds.
+
+A rollout makes many watch events: every Deployment, its ReplicaSets and their status updates.
+Through Kopf each one costs its per-event machinery (body wrappers, causes, the indexing and
+handler dispatch, ~2.7 ms here); most of them change nothing the reconcilers read. An
+`Informer` is what client-go calls by that name, in a few lines: one LIST (paged), then one
+WATCH from its resourceVersion, each event's JSON decoded once into the caller's compact entry,
+the old and the new entry handed to `on_change`. Its cost per event is the JSON decoding.
+
+- Reconnects: a watch that ends (the server's timeout, a dropped connection, an API server
+  restart) is opened again from the last resourceVersion seen (bookmarks keep it fresh); when
+  the server answers 410 Gone, the collection is listed again and the difference is reported
+  as events, deletions included, so no change is lost across any gap.
+- Errors are retried with exponential backoff; nothing here ends the process.
+- Server-side label selectors only: objects outside the selector cost nothing.
+- Nothing is logged of a body: this module never sees Secrets, but keeps the rule anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+import httpx2 as httpx
+
+logger = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+PAGE: Final = 500
+WATCH_TIMEOUT: Final = 300  # the server ends each watch after this many seconds
+BACKOFF_FIRST: Final = 0.5
+BACKOFF_CAP: Final = 30.0
+
+# (event type, old entry or None, new entry or None); DELETED has new None.
+OnChange = Callable[[str, E | None, E | None], None]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What to list and watch: `/apis/apps/v1` + `deployments`, in `namespace` or all."""
+
+    prefix: str
+    plural: str
+    label_selector: str
+    namespace: str | None = None
+
+    @property
+    def path(self) -> str:
+        if self.namespace:
+            return f"{self.prefix}/namespaces/{self.namespace}/{self.plural}"
+        return f"{self.prefix}/{self.plural}"
+
+    def __str__(self) -> str:
+        return f"{self.plural} in {self.namespace or 'all namespaces'}"
+
+
+class GoneError(Exception):
+    """The resourceVersion we watch from is too old (410): list again."""
+
+
+class Informer(Generic[E]):
+    """One collection, listed then watched for ever; entries by (namespace, name)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        collection: Collection,
+        parse: Callable[[Mapping[str, Any]], E | None],
+        on_change: OnChange[E],
+    ) -> None:
+        self.http = http
+        self.collection = collection
+        self.parse = parse
+        self.on_change = on_change
+        self.store: dict[tuple[str, str], E] = {}
+        self.synced = asyncio.Event()
+        self.relists = 0
+        self.reconnects = 0
+
+    async def run(self) -> None:
+        """List, then watch; list again after 410, reconnect after anything else."""
+        version: str | None = None
+        backoff = BACKOFF_FIRST
+        while True:
+            try:
+                if version is None:
+                    version = await self._relist()
+                    self.synced.set()
+                version = await self._watch(version)
+                backoff = BACKOFF_FIRST
+            except asyncio.CancelledError:
+                raise
+            except GoneError:
+                version = None
+            except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as error:
+                self.reconnects += 1
+                logger.warning(
+                    "watch of %s interrupted (%s); again in %.1f s",
+                    self.collection,
+                    _describe(error),
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_CAP, backoff * 2)
+
+    def _set(self, kind: str, key: tuple[str, str], entry: E | None) -> None:
+        old = self.store.get(key)
+        if entry is None:
+            if self.store.pop(key, None) is not None:
+                self.on_change("DELETED", old, None)
+            return
+        self.store[key] = entry
+        if old != entry:
+            self.on_change(kind if old is None else "MODIFIED", old, entry)
+
+    async def _relist(self) -> str:
+        """LIST the collection (paged); report what changed since the store was filled."""
+        seen: dict[tuple[str, str], E | None] = {}
+        params: dict[str, str] = {"labelSelector": self.collection.label_selector}
+        params["limit"] = str(PAGE)
+        version = ""
+        while True:
+            response = await self.http.get(self.collection.path, params=params)
+            _raise_for(response)
+            listing = response.json()
+            meta = listing.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or "")
+            for item in listing.get("items") or []:
+                seen[_key(item)] = self.parse(item)
+            cont = meta.get("continue")
+            if not cont:
+                break
+            params["continue"] = str(cont)
+        if self.synced.is_set():
+            self.relists += 1
+        for key in [k for k in self.store if k not in seen]:
+            self._set("DELETED", key, None)
+        for key, entry in seen.items():
+            self._set("ADDED", key, entry)
+        return version
+
+    async def _watch(self, version: str) -> str:
+        """Follow one WATCH until the server ends it; returns the last resourceVersion."""
+        params = {
+            "labelSelector": self.collection.label_selector,
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": version,
+            "timeoutSeconds": str(WATCH_TIMEOUT),
+        }
+        timeout = httpx.Timeout(30.0, read=WATCH_TIMEOUT + 30.0)
+        async with self.http.stream(
+            "GET", self.collection.path, params=params, timeout=timeout
+        ) as response:
+            if response.status_code == 410:
+                raise GoneError
+            if response.status_code >= 400:
+                await response.aread()
+                _raise_for(response)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise GoneError
+                    msg = f"watch error {obj.get('code')} {obj.get('reason')}"
+                    raise ValueError(msg)
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if kind == "BOOKMARK":
+                    continue
+                key = _key(obj)
+                if kind == "DELETED":
+                    self._set(kind, key, None)
+                else:
+                    self._set(str(kind), key, self.parse(obj))
+        return version
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+class ListError(httpx.HTTPError):
+    """A LIST or WATCH answered with an error status (code and reason only, never a body)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code = code
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    reason = response.reason_phrase
+    with contextlib.suppress(ValueError):
+        reason = str(response.json().get("reason") or reason)
+    raise ListError(response.status_code, reason)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ListError):
+        return str(error)
+    return type(error).__name__
