@@ -16,6 +16,7 @@ Nothing here logs a request or response body: bodies can hold Secret data.
 from __future__ import annotations
 
 import collections
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.types import PatchType
 
 from webapp_operator import GROUP, KIND, PLURAL, VERSION
 
@@ -136,8 +136,41 @@ def resource_of(obj: Mapping[str, Any]) -> Any:  # noqa: ANN401 (a lightkube res
     return resource_registry.load(obj["apiVersion"], obj["kind"])
 
 
+# (apiVersion, kind) -> (URL prefix, plural) of every kind the Gateway writes.
+_PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("v1", "Secret"): ("/api/v1", "secrets"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "Event"): ("/api/v1", "events"),
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("apps/v1", "ReplicaSet"): ("/apis/apps/v1", "replicasets"),
+    (f"{GROUP}/{VERSION}", KIND): (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+
+_JSON: Final = "application/json"
+_MERGE: Final = "application/merge-patch+json"
+_APPLY: Final = "application/apply-patch+yaml"  # JSON is YAML: the API server takes either
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    """The URL path of a namespaced collection, or of one object in it."""
+    try:
+        prefix, plural = _PATHS[(api_version, kind)]
+    except KeyError:
+        msg = f"the gateway does not write {kind} ({api_version})"
+        raise ValueError(msg) from None
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
 class Gateway:
-    """The operations the controller performs, counted, on plain dicts."""
+    """The operations the controller performs, counted, on plain dicts.
+
+    Requests go through lightkube's own httpx client (its authentication, TLS and connection
+    pool, and the counting hook) as plain JSON: no response is decoded into lightkube's models,
+    which cost more CPU than the request itself for a Deployment (docs/performance.md).
+    Failures raise lightkube's `ApiError`, so callers test `status.code` as before.
+    """
 
     def __init__(
         self,
@@ -146,28 +179,39 @@ class Gateway:
         on_event: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.client = client
+        self.http: httpx.AsyncClient = client._client._client
         self.counter = counter
         self.on_event = on_event
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = _JSON,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        content = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = {"Content-Type": content_type} if content is not None else None
+        response = await self.http.request(
+            method, path, content=content, headers=headers, params=params
+        )
+        if response.status_code >= 400:
+            raise _api_error(response)
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply with our field manager; we own what we apply (force)."""
         meta = obj["metadata"]
-        await self.client.patch(
-            resource_of(obj),
-            meta["name"],
-            dict(obj),
-            namespace=meta.get("namespace"),
-            patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER,
-            force=True,
-        )
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        await self._send("PATCH", path, obj, _APPLY, params)
 
     async def create(self, obj: Mapping[str, Any]) -> bool:
         """Create a create-only object; False when it already existed."""
-        res = resource_of(obj)
-        instance: Any = res.from_dict(dict(obj))
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""))
         try:
-            await self.client.create(instance, field_manager=FIELD_MANAGER)
+            await self._send("POST", path, obj, params={"fieldManager": FIELD_MANAGER})
         except ApiError as error:
             if is_already_exists(error):
                 return False
@@ -176,9 +220,8 @@ class Gateway:
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete an object; False when it was already gone."""
-        res = resource_of({"apiVersion": api_version, "kind": kind})
         try:
-            await self.client.delete(res, name, namespace=namespace)
+            await self._send("DELETE", object_path(api_version, kind, namespace, name))
         except ApiError as error:
             if is_not_found(error):
                 return False
@@ -189,14 +232,8 @@ class Gateway:
         self, api_version: str, kind: str, namespace: str, name: str, metadata: Mapping[str, Any]
     ) -> None:
         """A JSON merge patch of labels/annotations (None values remove keys)."""
-        res = resource_of({"apiVersion": api_version, "kind": kind})
-        await self.client.patch(
-            res,
-            name,
-            {"metadata": dict(metadata)},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        path = object_path(api_version, kind, namespace, name)
+        await self._send("PATCH", path, {"metadata": dict(metadata)}, _MERGE)
 
     async def patch_secret_data(
         self, namespace: str, name: str, data: Mapping[str, str | None]
@@ -207,23 +244,16 @@ class Gateway:
         encoded = {
             k: None if v is None else base64.b64encode(v.encode()).decode() for k, v in data.items()
         }
-        from lightkube.resources.core_v1 import Secret
-
-        await self.client.patch(
-            Secret, name, {"data": encoded}, namespace=namespace, patch_type=PatchType.MERGE
-        )
+        path = object_path("v1", "Secret", namespace, name)
+        await self._send("PATCH", path, {"data": encoded}, _MERGE)
 
     async def patch_webapp_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         """Replace the WebApp's status lists and fields by a merge patch of the subresource."""
-        await self.client.patch(
-            WebAppStatusResource,
-            name,
-            {"status": dict(status)},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        path = object_path(f"{GROUP}/{VERSION}", KIND, namespace, name) + "/status"
+        params = {"fieldManager": FIELD_MANAGER}
+        await self._send("PATCH", path, {"status": dict(status)}, _MERGE, params)
 
     async def post_event(
         self,
@@ -263,12 +293,20 @@ class Gateway:
             "eventTime": micro,
             "count": 1,
         }
-        from lightkube.resources.core_v1 import Event
-
-        instance: Any = Event.from_dict(event)
-        await self.client.create(instance)
+        await self._send("POST", object_path("v1", "Event", meta["namespace"]), event)
         if self.on_event is not None:
             self.on_event(reason, warning)
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    """lightkube's error for a failed response; a body that is no Status becomes one."""
+    try:
+        return ApiError(request=response.request, response=response)
+    except (ValueError, TypeError, KeyError):
+        from lightkube.models.meta_v1 import Status
+
+        status = Status(code=response.status_code, reason=response.reason_phrase)
+        return ApiError(request=response.request, status=status)
 
 
 def items_of(listing: Iterator[Any]) -> list[dict[str, Any]]:
