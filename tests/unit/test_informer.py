@@ -1,0 +1,185 @@
+"""kube/informer.py against a scripted API server (httpx's MockTransport): list, watch, 410
+Gone and its relist, reconnects. The real API server's side is in tests/cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx2 as httpx
+
+from webapp_operator.kube import informer
+
+COLLECTION = informer.Collection("/apis/apps/v1", "deployments", "managed=yes")
+
+
+def obj(name: str, version: str, replicas: int = 1, namespace: str = "ns") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": version},
+        "spec": {"replicas": replicas},
+    }
+
+
+def parse(body: Mapping[str, Any]) -> tuple[str, int] | None:
+    if body["metadata"]["name"].startswith("skip"):
+        return None
+    return (body["metadata"]["name"], int(body["spec"]["replicas"]))
+
+
+def lines(*events: tuple[str, dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in events)
+
+
+class Server:
+    """Answers LISTs from `lists` and WATCHes from `watches`, in order; records the requests."""
+
+    def __init__(self, lists: list[httpx.Response], watches: list[httpx.Response]) -> None:
+        self.lists = lists
+        self.watches = watches
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        queue = self.watches if request.url.params.get("watch") == "true" else self.lists
+        if not queue:
+            raise httpx.ConnectError("no more answers", request=request)
+        return queue.pop(0)
+
+
+def listing(version: str, *items: dict[str, Any], cont: str = "") -> httpx.Response:
+    meta: dict[str, Any] = {"resourceVersion": version}
+    if cont:
+        meta["continue"] = cont
+    return httpx.Response(200, json={"metadata": meta, "items": list(items)})
+
+
+async def run_until(
+    server: Server, done: Callable[[list[tuple[str, Any, Any]]], bool]
+) -> tuple[list[tuple[str, Any, Any]], informer.Informer[Any]]:
+    seen: list[tuple[str, Any, Any]] = []
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server), base_url="https://api")
+    one = informer.Informer(http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)))
+    task = asyncio.create_task(one.run())
+    try:
+        for _ in range(400):
+            if done(seen):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await http.aclose()
+    return seen, one
+
+
+async def _test_lists_in_pages_then_watches_from_the_list_version() -> None:
+    server = Server(
+        lists=[
+            listing("10", obj("a", "5"), cont="page2"),
+            listing("10", obj("b", "6"), obj("skip-me", "7")),
+        ],
+        watches=[
+            httpx.Response(
+                200,
+                content=lines(
+                    ("MODIFIED", obj("a", "11", replicas=2)),
+                    ("MODIFIED", obj("a", "12", replicas=2)),  # nothing the entry holds changed
+                    ("BOOKMARK", {"metadata": {"resourceVersion": "13"}}),
+                    ("DELETED", obj("b", "14")),
+                ),
+            )
+        ],
+    )
+    seen, one = await run_until(server, lambda s: len(s) >= 4)
+    assert seen == [
+        ("ADDED", None, ("a", 1)),
+        ("ADDED", None, ("b", 1)),
+        ("MODIFIED", ("a", 1), ("a", 2)),
+        ("DELETED", ("b", 1), None),
+    ]
+    assert one.synced.is_set()
+    assert one.store == {("ns", "a"): ("a", 2)}
+    first, second, watch = server.requests[:3]
+    assert first.url.params["labelSelector"] == "managed=yes"
+    assert first.url.params["limit"] == str(informer.PAGE)
+    assert second.url.params["continue"] == "page2"
+    assert watch.url.params["resourceVersion"] == "10"
+    assert watch.url.params["allowWatchBookmarks"] == "true"
+    # the watch that ended is opened again from the last version seen, the bookmark's
+    await asyncio.sleep(0)
+    later = [r for r in server.requests[3:] if r.url.params.get("watch") == "true"]
+    assert all(r.url.params["resourceVersion"] == "14" for r in later)
+
+
+async def _test_gone_relists_and_reports_what_changed_in_the_gap() -> None:
+    server = Server(
+        lists=[
+            listing("10", obj("a", "5"), obj("b", "6")),
+            # in the gap: b deleted, a scaled, c created
+            listing("30", obj("a", "21", replicas=3), obj("c", "22")),
+        ],
+        watches=[
+            httpx.Response(
+                200, content=lines(("ERROR", {"kind": "Status", "code": 410, "reason": "Gone"}))
+            ),
+        ],
+    )
+    seen, one = await run_until(server, lambda s: len(s) >= 5)
+    assert seen[2:] == [
+        ("DELETED", ("b", 1), None),
+        ("MODIFIED", ("a", 1), ("a", 3)),
+        ("ADDED", None, ("c", 1)),
+    ]
+    assert one.relists == 1
+    assert set(one.store) == {("ns", "a"), ("ns", "c")}
+
+
+async def _test_a_410_answer_to_the_watch_request_relists_too() -> None:
+    server = Server(
+        lists=[listing("10", obj("a", "5")), listing("20", obj("a", "5"))],
+        watches=[httpx.Response(410, json={"kind": "Status", "code": 410, "reason": "Gone"})],
+    )
+    seen, one = await run_until(server, lambda _: not server.lists)
+    await asyncio.sleep(0)
+    assert one.relists == 1
+    assert seen == [("ADDED", None, ("a", 1))]  # the relist found nothing new
+
+
+async def _test_errors_back_off_and_reconnect_without_losing_the_store() -> None:
+    server = Server(
+        lists=[listing("10", obj("a", "5"))],
+        watches=[
+            httpx.Response(500, json={"kind": "Status", "code": 500, "reason": "InternalError"}),
+            httpx.Response(200, content=lines(("MODIFIED", obj("a", "11", replicas=4)))),
+        ],
+    )
+    seen, one = await run_until(server, lambda s: len(s) >= 2)
+    assert seen[-1] == ("MODIFIED", ("a", 1), ("a", 4))
+    assert one.reconnects >= 1
+    watches = [r for r in server.requests if r.url.params.get("watch") == "true"]
+    assert [r.url.params["resourceVersion"] for r in watches[:2]] == ["10", "10"]
+
+
+def test_paths() -> None:
+    assert COLLECTION.path == "/apis/apps/v1/deployments"
+    scoped = informer.Collection("/api/v1", "services", "x", namespace="team")
+    assert scoped.path == "/api/v1/namespaces/team/services"
+    assert str(scoped) == "services in team"
+
+
+def test_lists_in_pages_then_watches_from_the_list_version() -> None:
+    asyncio.run(_test_lists_in_pages_then_watches_from_the_list_version())
+
+
+def test_gone_relists_and_reports_what_changed_in_the_gap() -> None:
+    asyncio.run(_test_gone_relists_and_reports_what_changed_in_the_gap())
+
+
+def test_a_410_answer_to_the_watch_request_relists_too() -> None:
+    asyncio.run(_test_a_410_answer_to_the_watch_request_relists_too())
+
+
+def test_errors_back_off_and_reconnect_without_losing_the_store() -> None:
+    asyncio.run(_test_errors_back_off_and_reconnect_without_losing_the_store())
