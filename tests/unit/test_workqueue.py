@@ -131,3 +131,35 @@ def test_failures_back_off_exponentially(loop: asyncio.AbstractEventLoop) -> Non
     queue.done(key)  # a success forgets the failures
     queue.add("k")
     assert queue.failed(loop.run_until_complete(queue.get()), base=0.5) == 0.5
+
+
+def test_of_the_keys_due_the_lower_priority_goes_first(loop: asyncio.AbstractEventLoop) -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
+    queue.add("follow-up-1", priority=1)
+    queue.add("follow-up-2", priority=1)
+    queue.add("urgent-later", delay=5)
+    clock.now += 1
+    queue.add("urgent")
+    queue.add("follow-up-2", priority=0)  # raised while waiting
+    assert drain(queue, loop) == ["follow-up-2", "urgent", "follow-up-1"]  # priority, then due
+    clock.now += 5
+    assert drain(queue, loop) == ["urgent-later"]
+
+
+def test_a_key_added_while_active_keeps_the_higher_priority(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    queue: WorkQueue[str] = WorkQueue(clock=FakeClock())
+    queue.add("a", priority=1)
+    queue.add("b", priority=1)
+
+    async def scenario() -> list[str]:
+        first = await queue.get()
+        queue.add(first, priority=1)
+        queue.add(first, priority=0)  # dirty while active
+        queue.done(first)
+        return [first, await queue.get()]
+
+    first, second = loop.run_until_complete(scenario())
+    assert first == second  # the dirty key came back ahead of the other follow-up

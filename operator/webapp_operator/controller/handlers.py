@@ -23,6 +23,7 @@ Why these Kopf features and no others:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import os
@@ -33,6 +34,7 @@ from typing import Any, Final
 
 import kopf
 
+from webapp_operator import GROUP, PLURAL, VERSION
 from webapp_operator.controller import leader, metrics, reconcile, state, workqueue
 from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
@@ -45,6 +47,11 @@ MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=webapp-operator"
 KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
 SNAPSHOT_KEY_FIELD: Final = "snapshot-key"
 WEBAPP_DELAY: Final = 0.05
+# Work queue priorities: a change someone made (a Secret's content, a WebApp's spec, a due
+# rotation) goes before the follow-up reconciles that the operator's own writes cause (rollout
+# progress, status, pruning checks), so a fan-out reaches every app first.
+URGENT: Final = 0
+FOLLOW_UP: Final = 1
 
 
 class SystemClock:
@@ -92,11 +99,15 @@ class Runtime:
         # Opens sealed source Secrets in the Secret index; its keys are loaded at start-up.
         self.unsealer = sealing_keys.Unsealer()
 
-    def webapp(self, namespace: str, name: str, delay: float = WEBAPP_DELAY) -> None:
-        self.queue.add(("webapp", namespace, name), delay, max_wait=self.coalesce_max)
+    def webapp(
+        self, namespace: str, name: str, delay: float = WEBAPP_DELAY, priority: int = URGENT
+    ) -> None:
+        self.queue.add(
+            ("webapp", namespace, name), delay, max_wait=self.coalesce_max, priority=priority
+        )
 
-    def secret(self, namespace: str, name: str, delay: float = 0.0) -> None:
-        self.queue.add(("secret", namespace, name), delay)
+    def secret(self, namespace: str, name: str, delay: float = 0.0, priority: int = URGENT) -> None:
+        self.queue.add(("secret", namespace, name), delay, priority=priority)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -210,10 +221,14 @@ def _touch(memo: Any) -> Runtime:
 @kopf.on.event("twelvefactor.dev", "v1alpha1", "webapps")
 async def on_webapp(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     runtime = _touch(memo)
-    runtime.webapp(namespace or "", name, 0.0)
+    meta = body.get("metadata") or {}
+    seen = (body.get("status") or {}).get("observedGeneration")
+    # Our own status writes (and annotations) leave the generation as observed: follow-ups.
+    changed = seen is None or meta.get("generation") != seen
+    runtime.webapp(namespace or "", name, 0.0, URGENT if changed else FOLLOW_UP)
     # Tracking may have moved: the revisions it used may now be prunable.
     for ref in state.observed_refs(body):
-        runtime.secret(*ref, delay=runtime.coalesce)
+        runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)
 
 
 @kopf.on.event("v1", "secrets")
@@ -223,17 +238,18 @@ async def on_secret(body: kopf.Body, namespace: str | None, name: str, memo: Any
     labels = (body.get("metadata") or {}).get("labels") or {}
     kind = labels.get(revisions.MANAGED_LABEL)
     if kind == revisions.KIND_SOURCE:
-        source = name
+        source, priority = name, URGENT
     elif kind == revisions.KIND_REVISION:
-        source = labels.get(revisions.REVISION_OF_LABEL, "")
+        # Our own revision's event: its observers were queued when it was made.
+        source, priority = labels.get(revisions.REVISION_OF_LABEL, ""), FOLLOW_UP
     else:
         return
-    runtime.secret(namespace, source)
+    runtime.secret(namespace, source, priority=priority)
     ctx = runtime.ctx
     if ctx is None:
         return
     for app_ns, app_name in set(ctx.indexes.observers.get((namespace, source)) or []):
-        runtime.webapp(app_ns, app_name, delay=runtime.coalesce)
+        runtime.webapp(app_ns, app_name, delay=runtime.coalesce, priority=priority)
 
 
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
@@ -256,7 +272,7 @@ def on_workload(
     entry = new or old
     assert entry is not None
     namespace, app = entry.namespace, entry.app
-    runtime.webapp(namespace, app)
+    runtime.webapp(namespace, app, priority=FOLLOW_UP)
     ctx = runtime.ctx
     if ctx is None:
         return
@@ -274,7 +290,7 @@ def on_workload(
             sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
             refs.update((ns, name) for ns, name, _ in sources.values())
     for ref in refs:
-        runtime.secret(*ref, delay=runtime.coalesce)
+        runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)
 
 
 def informers(runtime: Runtime, http: Any, namespaces: list[str]) -> list[informer.Informer[Any]]:
@@ -477,17 +493,47 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         runtime, api._client._client, list(options.get("namespaces") or [])
     )
     runtime.tasks.extend(asyncio.create_task(one.run()) for one in runtime.informers)
-    runtime.tasks.append(asyncio.create_task(_readiness(runtime)))
+    namespaces = list(options.get("namespaces") or [])
+    runtime.tasks.append(asyncio.create_task(_readiness(runtime, api._client._client, namespaces)))
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
 
 
-async def _readiness(runtime: Runtime) -> None:
-    await runtime.kopf_ready.wait()
+EMPTY_CHECK_AFTER: Final = 3.0
+
+
+async def _readiness(runtime: Runtime, http: Any, namespaces: list[str]) -> None:
+    """Ready once Kopf's indexes and every informer have listed. Kopf says so only by running
+    a handler, which it never does on a cluster with no WebApp and no managed Secret: when
+    none has run after a few seconds, one LIST of each (limit 1) tells whether that is why."""
+    while not runtime.kopf_ready.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.kopf_ready.wait(), EMPTY_CHECK_AFTER)
+        if not runtime.kopf_ready.is_set() and await _nothing_to_index(http, namespaces):
+            logger.info("no WebApp and no managed Secret to index yet")
+            runtime.kopf_ready.set()
     for one in runtime.informers:
         await one.synced.wait()
     runtime.ready.set()
+
+
+async def _nothing_to_index(http: Any, namespaces: list[str]) -> bool:
+    """True when no WebApp and no managed Secret exists where the operator watches."""
+    scopes = [f"/namespaces/{ns}" for ns in namespaces] or [""]
+    for scope in scopes:
+        for path, selector in (
+            (f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}", None),
+            (f"/api/v1{scope}/secrets", revisions.WATCH_SELECTOR),
+        ):
+            params = {"limit": "1"} | ({"labelSelector": selector} if selector else {})
+            try:
+                response = await http.get(path, params=params)
+            except Exception:  # noqa: BLE001 (a failed look is only "not yet")
+                return False
+            if response.status_code != 200 or response.json().get("items"):
+                return False
+    return True
 
 
 def _retry_sealed(runtime: Runtime, failed: list[tuple[str, str]]) -> None:

@@ -5,6 +5,8 @@
 - A key is never handled by two workers at once: added while being handled, it is marked
   dirty and handled again right after.
 - Failed keys come back with exponential backoff.
+- Among keys that are due, the lowest `priority` goes first: the operator serves apps waiting
+  for a new revision before the follow-up reconciles that rollouts cause.
 
 This is the controller-runtime work queue idea in a few lines of asyncio.
 """
@@ -26,6 +28,7 @@ K = TypeVar("K", bound=Hashable)
 class _Entry:
     due: float
     first: float
+    priority: int = 0
 
 
 @dataclass
@@ -36,27 +39,34 @@ class WorkQueue(Generic[K]):
 
     _entries: dict[K, _Entry] = field(default_factory=dict)
     _heap: list[tuple[float, int, K]] = field(default_factory=list)
+    # Keys whose time has come, by priority, then due time.
+    _ready: list[tuple[int, float, int, K]] = field(default_factory=list)
     _active: set[K] = field(default_factory=set)
-    _dirty: dict[K, float] = field(default_factory=dict)
+    _dirty: dict[K, tuple[float, int]] = field(default_factory=dict)
     _failures: dict[K, int] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, key: K, delay: float = 0.0, max_wait: float | None = None) -> None:
-        """Queue `key` to run `delay` seconds from now (debounced up to `max_wait`)."""
+    def add(
+        self, key: K, delay: float = 0.0, max_wait: float | None = None, priority: int = 0
+    ) -> None:
+        """Queue `key` to run `delay` seconds from now (debounced up to `max_wait`); of the
+        keys due, those of lower `priority` run first."""
         now = self.clock()
         if key in self._active:
-            self._dirty[key] = min(self._dirty.get(key, delay), delay)
+            was_delay, was_priority = self._dirty.get(key, (delay, priority))
+            self._dirty[key] = (min(was_delay, delay), min(was_priority, priority))
             return
         entry = self._entries.get(key)
         due = now + delay
         if entry is None:
-            entry = _Entry(due=due, first=now)
+            entry = _Entry(due=due, first=now, priority=priority)
             self._entries[key] = entry
         elif delay > 0 and max_wait is not None:
             entry.due = max(entry.due, min(due, entry.first + max_wait))
         else:
             entry.due = min(entry.due, due)
+        entry.priority = min(entry.priority, priority)
         heapq.heappush(self._heap, (entry.due, next(self._counter), key))
         self._wakeup.set()
 
@@ -72,7 +82,7 @@ class WorkQueue(Generic[K]):
         while True:
             now = self.clock()
             while self._heap:
-                due, _, key = self._heap[0]
+                due, count, key = self._heap[0]
                 entry = self._entries.get(key)
                 if entry is None or entry.due != due:
                     heapq.heappop(self._heap)  # stale heap item: superseded or taken
@@ -80,6 +90,15 @@ class WorkQueue(Generic[K]):
                 if due > now:
                     break
                 heapq.heappop(self._heap)
+                heapq.heappush(self._ready, (entry.priority, due, count, key))
+            while self._ready:
+                priority, due, _, key = heapq.heappop(self._ready)
+                entry = self._entries.get(key)
+                if entry is None or entry.due != due or entry.due > now:
+                    continue  # taken already, or moved later
+                if entry.priority != priority:
+                    heapq.heappush(self._ready, (entry.priority, due, next(self._counter), key))
+                    continue
                 del self._entries[key]
                 self._active.add(key)
                 return key
@@ -92,7 +111,8 @@ class WorkQueue(Generic[K]):
         self._active.discard(key)
         self._failures.pop(key, None)
         if key in self._dirty:
-            self.add(key, self._dirty.pop(key))
+            delay, priority = self._dirty.pop(key)
+            self.add(key, delay, priority=priority)
 
     def failed(self, key: K, base: float = 0.5, cap: float = 60.0) -> float:
         """Requeue after a failure with exponential backoff; returns the delay."""
