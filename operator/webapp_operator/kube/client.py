@@ -95,12 +95,31 @@ def async_client(
     counter: RequestCounter, config: SingleConfig | None = None, timeout: float = 30.0
 ) -> AsyncClient:
     """An async client whose every request is counted."""
+    config = config or load_config()
     client = AsyncClient(
-        config or load_config(), field_manager=FIELD_MANAGER, timeout=httpx.Timeout(timeout)
+        config,
+        field_manager=FIELD_MANAGER,
+        timeout=httpx.Timeout(timeout),
+        transport=_pooled_transport(config),
     )
     # lightkube keeps its httpx client private; the hook is the one supported way in.
     client._client._client.event_hooks["request"].append(_counting_hook(counter))
     return client
+
+
+# Connections kept open between requests. httpx keeps 20 by default: with more requests in
+# flight (workers x the applies and Events each sends together, plus the informers' watches),
+# every request above 20 opened a new TLS connection, a handshake on both sides.
+POOL: Final = httpx.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60)
+
+
+def _pooled_transport(config: SingleConfig) -> httpx.AsyncHTTPTransport:
+    """lightkube's TLS settings (the cluster's CA, the client certificate) with a larger pool."""
+    from lightkube.config.client_adapter import verify_cluster
+
+    assert config.user is not None
+    verify = verify_cluster(config.cluster, config.user, config.abs_file)
+    return httpx.AsyncHTTPTransport(verify=verify, limits=POOL)
 
 
 def sync_client(
