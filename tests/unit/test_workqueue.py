@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webapp_operator.controller.workqueue import WorkQueue, run_workers
+from webapp_operator.controller.workqueue import FOLLOW_UP, URGENT, Again, WorkQueue, run_workers
 
 
 class FakeClock:
@@ -163,3 +163,39 @@ def test_a_key_added_while_active_keeps_the_higher_priority(
 
     first, second = loop.run_until_complete(scenario())
     assert first == second  # the dirty key came back ahead of the other follow-up
+
+
+def test_urgent_waiting_counts_only_waiting_urgent_keys(loop: asyncio.AbstractEventLoop) -> None:
+    queue: WorkQueue[str] = WorkQueue(clock=FakeClock())
+    assert not queue.urgent_waiting
+    queue.add("follow-up", priority=FOLLOW_UP)
+    assert not queue.urgent_waiting
+    queue.add("follow-up", priority=URGENT)  # raised
+    queue.add("change")
+    assert queue.urgent_waiting
+    assert sorted(drain(queue, loop)) == ["change", "follow-up"]
+    assert not queue.urgent_waiting
+
+
+def test_a_handler_asks_to_come_back_as_a_follow_up(loop: asyncio.AbstractEventLoop) -> None:
+    queue: WorkQueue[str] = WorkQueue(clock=FakeClock())
+    handled: list[str] = []
+
+    async def handle(key: str) -> Again | None:
+        handled.append(key)
+        if key == "app" and handled.count("app") == 1:
+            assert queue.urgent_waiting  # "other" still waits: defer the rest of "app"
+            return Again(0.0, FOLLOW_UP)
+        return None
+
+    async def scenario() -> None:
+        queue.add("app")
+        queue.add("other")
+        task = asyncio.create_task(run_workers(queue, handle, lambda k, e: None, 1))
+        while len(handled) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    loop.run_until_complete(scenario())
+    assert handled == ["app", "other", "app"]

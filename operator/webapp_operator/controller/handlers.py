@@ -50,8 +50,8 @@ WEBAPP_DELAY: Final = 0.05
 # Work queue priorities: a change someone made (a Secret's content, a WebApp's spec, a due
 # rotation) goes before the follow-up reconciles that the operator's own writes cause (rollout
 # progress, status, pruning checks), so a fan-out reaches every app first.
-URGENT: Final = 0
-FOLLOW_UP: Final = 1
+URGENT: Final = workqueue.URGENT
+FOLLOW_UP: Final = workqueue.FOLLOW_UP
 
 
 class SystemClock:
@@ -461,6 +461,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
+    runtime.ctx.urgent_waiting = lambda: runtime.queue.urgent_waiting
     keys = sealing_keys.KeyManager(
         api,
         options["operator_namespace"],
@@ -560,7 +561,7 @@ async def _work(runtime: Runtime) -> None:
 
     handled = 0
 
-    async def handle(key: reconcile.Key) -> float | None:
+    async def handle(key: reconcile.Key) -> float | workqueue.Again | None:
         nonlocal handled
         await runtime.leading.wait()  # a standby keeps its indexes warm and waits here
         kind, namespace, name = key

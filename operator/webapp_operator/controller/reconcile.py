@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from webapp_operator import API_VERSION, KIND
-from webapp_operator.controller import state
+from webapp_operator.controller import state, workqueue
 from webapp_operator.domain import (
     grants,
     model,
@@ -116,6 +116,8 @@ class Context:
     agenda: schedule.Agenda[tuple[str, str]] = field(default_factory=schedule.Agenda)
     # (namespace, name) -> None: queue a WebApp (set by the handlers).
     enqueue_webapp: Any = field(default=None, repr=False)
+    # () -> bool: whether changes someone made wait in the work queue (set by the handlers).
+    urgent_waiting: Any = field(default=None, repr=False)
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
@@ -756,7 +758,9 @@ async def _fail(
     await _write_status(ctx, entry, generation, decided, {})
 
 
-async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | None:
+async def reconcile_webapp(
+    ctx: Context, namespace: str, name: str
+) -> float | workqueue.Again | None:
     """Bring one WebApp's snapshot, Deployments, Service and status to what its spec says."""
     entry: state.WebAppEntry | None = _one(ctx.indexes.webapps, (namespace, name))
     if entry is None:
@@ -859,7 +863,6 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         await ctx.writer.create(result.snapshot)
         ctx.remember(snapshot_key)
 
-    rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
     for obj in [*result.deployments, result.service]:
         digest = _digest(obj)
@@ -869,12 +872,14 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
             continue
         changed.append((obj, key, digest))
-        if (
-            obj["kind"] == "Deployment"
-            and current is not None
-            and (current.snapshot != result.snapshot_name)
-        ):
-            rolled.append(obj["metadata"]["name"])
+    # A rollout is announced by comparing with the environment the status last recorded, so
+    # a reconcile that stops after its applies (below, or a crash) still announces it later.
+    announced = entry.status.get("environment")
+    rolled = (
+        sorted(n for k, n in workloads if k == "Deployment")
+        if announced and announced != result.snapshot_name
+        else []
+    )
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
         *(ctx.writer.apply(obj) for obj, _, _ in changed), return_exceptions=True
@@ -890,6 +895,11 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
+    rolled = [n for n in rolled if n in desired]
+    if changed and ctx.urgent_waiting is not None and ctx.urgent_waiting():
+        # Other apps wait for their new environment (a fan-out): they go first, and this app's
+        # Events and status follow as a follow-up. Its pods already roll.
+        return workqueue.Again(0.0, workqueue.FOLLOW_UP)
 
     now = ctx.clock.now()
     involved = _involved(webapp)

@@ -23,6 +23,18 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+# Priorities: a change someone made goes before the follow-ups the operator's own writes cause.
+URGENT = 0
+FOLLOW_UP = 1
+
+
+@dataclass(frozen=True)
+class Again:
+    """What a handler returns to be queued again after `delay`, at `priority`."""
+
+    delay: float = 0.0
+    priority: int = URGENT
+
 
 @dataclass
 class _Entry:
@@ -45,6 +57,7 @@ class WorkQueue(Generic[K]):
     _dirty: dict[K, tuple[float, int]] = field(default_factory=dict)
     _failures: dict[K, int] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _urgent: int = 0  # waiting keys of priority URGENT
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(
@@ -62,16 +75,24 @@ class WorkQueue(Generic[K]):
         if entry is None:
             entry = _Entry(due=due, first=now, priority=priority)
             self._entries[key] = entry
+            self._urgent += priority == URGENT
         elif delay > 0 and max_wait is not None:
             entry.due = max(entry.due, min(due, entry.first + max_wait))
         else:
             entry.due = min(entry.due, due)
-        entry.priority = min(entry.priority, priority)
+        if priority < entry.priority:
+            self._urgent += priority == URGENT
+            entry.priority = priority
         heapq.heappush(self._heap, (entry.due, next(self._counter), key))
         self._wakeup.set()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def urgent_waiting(self) -> bool:
+        """Whether keys of priority URGENT wait (a fan-out in progress, say)."""
+        return self._urgent > 0
 
     @property
     def idle(self) -> bool:
@@ -100,6 +121,7 @@ class WorkQueue(Generic[K]):
                     heapq.heappush(self._ready, (entry.priority, due, next(self._counter), key))
                     continue
                 del self._entries[key]
+                self._urgent -= entry.priority == URGENT
                 self._active.add(key)
                 return key
             timeout = self._heap[0][0] - now if self._heap else None
@@ -127,11 +149,12 @@ class WorkQueue(Generic[K]):
 
 async def run_workers(
     queue: WorkQueue[K],
-    handle: Callable[[K], Awaitable[float | None]],
+    handle: Callable[[K], Awaitable[float | Again | None]],
     on_error: Callable[[K, BaseException], float | None],
     concurrency: int,
 ) -> None:
-    """Run `concurrency` workers forever. `handle` may return a delay to requeue the key."""
+    """Run `concurrency` workers forever. `handle` may return a delay (or an `Again`) to queue
+    the key again."""
 
     async def worker() -> None:
         while True:
@@ -149,7 +172,9 @@ async def run_workers(
                     queue.add(key, delay)
                 continue
             queue.done(key)
-            if again is not None:
+            if isinstance(again, Again):
+                queue.add(key, again.delay, priority=again.priority)
+            elif again is not None:
                 queue.add(key, again)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
