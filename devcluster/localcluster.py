@@ -11,7 +11,10 @@ started afresh. The processes run detached (their own session), so they outlive 
 started them; `down` stops exactly the processes recorded in .devcluster/state.json, by pid.
 
 Library use: `ensure_up(repo_root) -> Path` (the admin kubeconfig), `down(repo_root)`,
-`status(repo_root)`. Only the standard library and `cryptography` are needed.
+`status(repo_root)`; for fault tests, one component at a time: `stop_component(repo_root,
+name, sig)`, `start_component(repo_root, name)` and `restart(repo_root, name, sig)`, which
+bring it back with its recorded command line (same ports, data and certificates). Only the
+standard library and `cryptography` are needed.
 """
 
 from __future__ import annotations
@@ -860,6 +863,109 @@ def down(repo_root: Path = REPO_ROOT) -> None:
         if state is not None:
             stop_cluster(state.procs)
         _wipe(layout)
+
+
+# --------------------------------------------------------------------------------------------
+# One component at a time (fault tests: what do the clients do while the API server is gone?)
+
+
+def _answers(layout: Layout, state: State, name: str) -> Callable[[], bool]:
+    """The health check of one component: how `_start` waits for it."""
+    ports = state.ports
+    if name == "etcd":
+        return lambda: _http_ok(f"http://{LOOPBACK}:{ports['etcd']}/health")
+    if name == "kube-apiserver":
+        api = Api(layout, ports["kube-apiserver"])
+        return lambda: api.request("GET", "/readyz")[0] == 200
+    if name in ("kube-controller-manager", "kube-scheduler"):
+        return functools.partial(_https_ok, f"https://{LOOPBACK}:{ports[name]}/healthz")
+    return lambda: True  # kwok: alive is all we can tell
+
+
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on the port now (with SO_REUSEADDR, as Go's servers do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def _recorded(layout: Layout, name: str) -> State:
+    if name not in COMPONENTS:
+        raise ClusterError(f"no component {name!r}; one of {', '.join(COMPONENTS)}")
+    state = State.load(layout.state_file)
+    if state is None or name not in state.procs:
+        raise ClusterError(f"no recorded cluster with {name} under {layout.state_dir}")
+    return state
+
+
+def stop_component(
+    repo_root: Path = REPO_ROOT, name: str = "kube-apiserver", sig: int = signal.SIGTERM
+) -> None:
+    """Stop one recorded component and leave it stopped (the others keep running).
+
+    SIGTERM: a clean stop (SIGKILL after the usual grace); SIGKILL: a crash. `start_component`
+    brings it back; `down` stops everything as before. Until then the cluster is not `healthy`.
+    """
+    layout = Layout(repo_root.resolve())
+    with _locked(layout):
+        proc = _recorded(layout, name).procs[name]
+        if sig != signal.SIGKILL:
+            stop([proc])
+            return
+        if alive(proc):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while alive(proc):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{name} (pid {proc.pid}) outlived SIGKILL")
+            time.sleep(0.05)
+
+
+def start_component(
+    repo_root: Path = REPO_ROOT, name: str = "kube-apiserver", timeout: float = DEFAULT_TIMEOUT
+) -> Proc:
+    """Start a stopped component again with its recorded command line (same ports, data and
+    certificates), record its new pid, and wait until it answers its health check."""
+    layout = Layout(repo_root.resolve())
+    with _locked(layout):
+        state = _recorded(layout, name)
+        if alive(state.procs[name]):
+            raise ClusterError(f"{name} is still running (pid {state.procs[name].pid})")
+        # A killed multi-threaded process is a zombie (not `alive`) while its other threads
+        # still exit, and holds its listening sockets until the last one is gone.
+        ports = [state.ports[n] for n in (name, f"{name}-peer") if n in state.ports]
+        deadline = time.monotonic() + 10
+        while not all(_port_free(port) for port in ports):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the ports of {name} ({ports}) are still taken")
+            time.sleep(0.1)
+        proc = spawn(name, state.argv[name], layout.logs / f"{name}.log")
+        state.procs[name] = proc
+        state.save(layout.state_file)
+        wait_until(
+            f"{name} to answer again",
+            _answers(layout, state, name),
+            time.monotonic() + timeout,
+            [proc],
+            layout,
+        )
+        return proc
+
+
+def restart(
+    repo_root: Path = REPO_ROOT,
+    name: str = "kube-apiserver",
+    sig: int = signal.SIGTERM,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Proc:
+    """`stop_component` then `start_component`: the component is back, on the same ports."""
+    stop_component(repo_root, name, sig)
+    return start_component(repo_root, name, timeout)
 
 
 def status(repo_root: Path = REPO_ROOT) -> bool:

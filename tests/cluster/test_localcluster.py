@@ -65,6 +65,17 @@ def test_up_reuses_restarts_and_down_leaves_nothing(private_root: Path) -> None:
 
         assert set(second.values()).isdisjoint(first.values()), "a broken cluster was reused"
         assert all(_gone(pid) for pid in first.values()), "the broken cluster was not stopped"
+
+        # One component restarted alone: same ports, a new pid, and the cluster healthy again.
+        localcluster.restart(private_root, "kube-apiserver", signal.SIGKILL)
+        third = _pids(private_root)
+        seen += third.values()
+        assert third["kube-apiserver"] != second["kube-apiserver"]
+        assert {k: v for k, v in third.items() if k != "kube-apiserver"} == {
+            k: v for k, v in second.items() if k != "kube-apiserver"
+        }
+        assert localcluster.ensure_up(private_root) == kubeconfig
+        assert _pids(private_root) == third, "the restarted cluster was not reused"
     finally:
         localcluster.down(private_root)
 

