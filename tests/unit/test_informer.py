@@ -4,6 +4,7 @@ Gone and its relist, reconnects. The real API server's side is in tests/cluster.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -183,3 +184,13 @@ def test_a_410_answer_to_the_watch_request_relists_too() -> None:
 
 def test_errors_back_off_and_reconnect_without_losing_the_store() -> None:
     asyncio.run(_test_errors_back_off_and_reconnect_without_losing_the_store())
+
+
+def test_kopf_retries_api_errors_for_ever_with_a_fresh_sequence_per_request() -> None:
+    from webapp_operator.controller.handlers import ForeverBackoffs
+
+    backoffs = ForeverBackoffs()
+    first = list(itertools.islice(backoffs, 12))
+    assert first[:8] == [1, 1, 2, 3, 5, 8, 13, 21]
+    assert first[8:] == [30.0] * 4
+    assert list(itertools.islice(backoffs, 3)) == [1, 1, 2]  # not used up by the first request

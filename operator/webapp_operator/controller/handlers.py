@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -332,6 +333,16 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class ForeverBackoffs:
+    """Kopf's retry delays for a failing API request, without an end: Kopf's own list ends after
+    eight tries (~54 s), and a watch that still fails then (a 403 while RBAC is being rolled, an
+    API server down for a minute) made the whole operator exit. A fresh iterator per request."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1, 1, 2, 3, 5, 8, 13, 21)
+        yield from itertools.repeat(30.0)
+
+
 def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None:
     """Kopf settings, each chosen on purpose (see docs/operator.md)."""
     # With explicit namespaces there is nothing to discover: no cluster-wide Namespace and CRD
@@ -343,6 +354,7 @@ def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    settings.networking.error_backoffs = ForeverBackoffs()
     # Event and index handlers persist nothing; with no change-detecting handler registered,
     # Kopf's diff-base (an annotation holding the whole body) is never written. Progress goes
     # to status, never to annotations, should a handler with progress ever be added.
