@@ -118,6 +118,9 @@ class Context:
     enqueue_webapp: Any = field(default=None, repr=False)
     # () -> bool: whether changes someone made wait in the work queue (set by the handlers).
     urgent_waiting: Any = field(default=None, repr=False)
+    # (ns, app) -> (snapshot, Deployments rolled to it): a rollout whose Events and status a
+    # follow-up reconcile writes (a fan-out applies every app first).
+    deferred_rollouts: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
@@ -863,6 +866,7 @@ async def reconcile_webapp(
         await ctx.writer.create(result.snapshot)
         ctx.remember(snapshot_key)
 
+    rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
     for obj in [*result.deployments, result.service]:
         digest = _digest(obj)
@@ -872,14 +876,12 @@ async def reconcile_webapp(
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
             continue
         changed.append((obj, key, digest))
-    # A rollout is announced by comparing with the environment the status last recorded, so
-    # a reconcile that stops after its applies (below, or a crash) still announces it later.
-    announced = entry.status.get("environment")
-    rolled = (
-        sorted(n for k, n in workloads if k == "Deployment")
-        if announced and announced != result.snapshot_name
-        else []
-    )
+        if (
+            obj["kind"] == "Deployment"
+            and current is not None
+            and (current.snapshot != result.snapshot_name)
+        ):
+            rolled.append(obj["metadata"]["name"])
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
         *(ctx.writer.apply(obj) for obj, _, _ in changed), return_exceptions=True
@@ -895,10 +897,14 @@ async def reconcile_webapp(
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
-    rolled = [n for n in rolled if n in desired]
+    deferred = ctx.deferred_rollouts.pop((namespace, name), None)
+    if deferred is not None and deferred[0] == result.snapshot_name:
+        rolled = sorted({*rolled, *deferred[1]} & desired)
     if changed and ctx.urgent_waiting is not None and ctx.urgent_waiting():
         # Other apps wait for their new environment (a fan-out): they go first, and this app's
-        # Events and status follow as a follow-up. Its pods already roll.
+        # Events and status follow as a follow-up. Its pods already roll. (A stop before the
+        # follow-up loses its RolloutStarted, as a stop right after the apply always did.)
+        ctx.deferred_rollouts[(namespace, name)] = (result.snapshot_name, rolled)
         return workqueue.Again(0.0, workqueue.FOLLOW_UP)
 
     now = ctx.clock.now()
