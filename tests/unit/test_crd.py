@@ -67,14 +67,27 @@ def test_fixed_names() -> None:
     assert "Age" in columns
 
 
+def _rules(node: object) -> list[str]:
+    """Every CEL rule anywhere under a schema node."""
+    if isinstance(node, dict):
+        own = [r["rule"] for r in node.get("x-kubernetes-validations") or []]
+        return own + [rule for value in node.values() for rule in _rules(value)]
+    if isinstance(node, list):
+        return [rule for value in node for rule in _rules(value)]
+    return []
+
+
 def test_cel_rules_cover_process_names_and_secret_keys() -> None:
     spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    rules = [r["rule"] for r in spec["x-kubernetes-validations"]]
-    assert any("scheduler" in r for r in rules)
-    assert all("self.config" not in r for r in rules), "CEL cannot type config's JSON values"
+    assert all("self.config" not in r for r in _rules(spec)), "CEL cannot type config's values"
     assert spec["properties"]["secrets"]["x-kubernetes-validations"]
-    process_rules = spec["properties"]["processes"]["x-kubernetes-validations"]
-    assert "scheduler" in process_rules[0]["rule"]
+    # Each rule sits on the field it is about, so the API server's message names that field.
+    process_rules = [r["rule"] for r in spec["properties"]["processes"]["x-kubernetes-validations"]]
+    assert "worker" in process_rules[0]
+    assert any("size(p) <= 63" in r for r in process_rules)
+    assert any("scheduler" in r and "replicas" in r for r in process_rules)
+    owned_rules = _rules(spec["properties"]["ownedSecrets"])
+    assert any("secret-key" in r for r in owned_rules)
 
 
 def test_status_lists_are_maps() -> None:

@@ -10,6 +10,7 @@ two identical.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -71,7 +72,8 @@ def _collapse_optional(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, 
 
 def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     node = _collapse_optional(_resolve(node, defs), defs)
-    out: dict[str, Any] = {key: node[key] for key in _KEPT if key in node}
+    # Copies: a value shared by two fields would become a YAML anchor and alias in crds/.
+    out: dict[str, Any] = {key: copy.deepcopy(node[key]) for key in _KEPT if key in node}
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
     default = node.get("default")

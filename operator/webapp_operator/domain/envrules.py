@@ -393,6 +393,12 @@ class _Layer:
     variables: dict[str, EnvVar] = field(default_factory=dict)
 
     def add(self, name: str, value: str, source: str, *, sensitive: bool) -> None:
+        if "\x00" in value:
+            msg = (
+                f"{source}: its value holds a NUL character, which no environment variable "
+                f"can carry ({name})"
+            )
+            raise self.error(msg)
         other = self.variables.get(name)
         if other is not None:
             msg = (

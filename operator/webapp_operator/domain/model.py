@@ -13,6 +13,7 @@ errors into messages that name the object and the field, and never echo a value.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from webapp_operator import API_VERSION, KIND
+from webapp_operator.domain import quantity
 from webapp_operator.domain.envrules import INTEGRATIONS, Framework
 from webapp_operator.domain.errors import InvalidConfig
 
@@ -36,14 +38,28 @@ from webapp_operator.domain.errors import InvalidConfig
 PROCESS_NAME_PATTERN = r"^(?i:web|[a-z0-9]([-a-z0-9]*[a-z0-9])?-(worker|scheduler))$"
 # The same rule in CEL's RE2 syntax (no inline groups with alternation issues).
 PROCESS_NAME_CEL = r"^(?i)(web|[a-z0-9]([-a-z0-9]*[a-z0-9])?-(worker|scheduler))$"
+# A process name is a label value and a container name: at most 63 characters.
+PROCESS_NAME_MAX = 63
 # Options become part of variable names: letters, digits and hyphens, starting with a letter.
 OPTION_NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
-# A Secret reference: `name` or `namespace/name`, both DNS-1123 labels/subdomains.
+# A Secret reference: `name` or `namespace/name`, a DNS-1123 label (at most 63 characters) and
+# a DNS-1123 subdomain (at most 253).
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_LABEL_63 = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
-SECRET_REF_PATTERN = rf"^({DNS_LABEL}/)?{DNS_SUBDOMAIN}$"
+SECRET_REF_PATTERN = rf"^({DNS_LABEL_63}/)?{DNS_SUBDOMAIN}$"
+SECRET_REF_RULE = "self.contains('/') || size(self) <= 253"  # noqa: S105 (a CEL rule)
+SECRET_REF_MESSAGE = "a Secret name has at most 253 characters"  # noqa: S105 (a message)
+# An image reference never holds whitespace (Kubernetes refuses pods whose image has any at
+# either end, after the Deployment was accepted).
+IMAGE_PATTERN = r"^\S+$"
+# The base URL is an absolute http(s) URL; the operator checks its host and port too.
+BASE_URL_PATTERN = r"^https?://\S+$"
 APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
 APP_SECRET_KEY_ID_OPTION = "app-secret-key-id"  # noqa: S105 (an option name)
+# `<app>.secret-key` is the app's own key Secret (owned.SECRET_KEY_SUFFIX): no owned secret
+# may take its name.
+RESERVED_OWNED_NAME = "secret-key"
 
 # Process kinds, derived from the name.
 WEB = "web"
@@ -82,20 +98,40 @@ QuantityMap = dict[
     str,
     Annotated[
         int | str,
-        Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+        Field(
+            json_schema_extra={
+                "x-kubernetes-int-or-string": True,
+                "pattern": quantity.QUANTITY_PATTERN,
+                "minimum": 0,
+            }
+        ),
     ],
 ]
 
 
 class Resources(_Model):
-    """Compute resources of a container, as in a Pod's `resources`."""
+    """Compute resources of a container, as in a Pod's `resources`.
+
+    The CRD checks the syntax of each quantity. Names, and requests against limits, are checked
+    by the operator (a CEL rule over these maps, nested in up to 20 processes, costs more than
+    the API server allows): InvalidConfig, before anything is applied.
+    """
 
     requests: QuantityMap | None = Field(
-        default=None, description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."
+        default=None,
+        description="Minimum resources, e.g. {cpu: 100m, memory: 128Mi}.",
     )
     limits: QuantityMap | None = Field(
-        default=None, description="Maximum resources, e.g. {memory: 256Mi}."
+        default=None,
+        description="Maximum resources, e.g. {memory: 256Mi}.",
     )
+
+    @model_validator(mode="after")
+    def _as_kubernetes_checks_them(self) -> Resources:
+        found = quantity.problems(self.requests, self.limits)
+        if found:
+            raise ValueError("; ".join(found))
+        return self
 
 
 class ProcessSpec(_Model):
@@ -120,6 +156,17 @@ class ProcessSpec(_Model):
     )
 
 
+_SECRET_REF_RULES: JsonDict = {
+    "x-kubernetes-validations": [_cel(SECRET_REF_RULE, SECRET_REF_MESSAGE)]
+}
+
+
+def _check_secret_ref(value: str) -> str:
+    if "/" not in value and len(value) > 253:
+        raise ValueError(SECRET_REF_MESSAGE)
+    return value
+
+
 class SecretOption(_Model):
     """An option of type secret: a Secret whose keys become `<PREFIX><OPTION>_<KEY>`."""
 
@@ -137,6 +184,7 @@ class SecretOption(_Model):
     secret_name: str = Field(
         pattern=SECRET_REF_PATTERN,
         max_length=317,
+        json_schema_extra=_SECRET_REF_RULES,
         description=(
             "The Secret: `name` in the WebApp's namespace, or `namespace/name` (the Secret "
             "must grant `<webapp-namespace>/<webapp-name>` in its twelvefactor.dev/grant "
@@ -154,6 +202,8 @@ class SecretOption(_Model):
         default=None,
         description="Pin this revision (for rollback). It must still exist.",
     )
+
+    _secret_ref = field_validator("secret_name")(_check_secret_ref)
 
     @model_validator(mode="after")
     def _pin_is_manual(self) -> SecretOption:
@@ -176,6 +226,7 @@ class IntegrationRef(_Model):
     secret_name: str = Field(
         pattern=SECRET_REF_PATTERN,
         max_length=317,
+        json_schema_extra=_SECRET_REF_RULES,
         description=(
             "The Secret with the connection data, e.g. CloudNativePG's `<cluster>-app`. "
             "Tracked, revisioned and granted like any secret option."
@@ -184,6 +235,8 @@ class IntegrationRef(_Model):
     refresh: Literal["auto", "manual"] | None = Field(
         default=None, description="As for secrets: auto (default) or manual."
     )
+
+    _secret_ref = field_validator("secret_name")(_check_secret_ref)
 
 
 class OwnedSecret(_Model):
@@ -222,25 +275,18 @@ class WebAppSpec(_Model):
     # type: a rule that mentions `self.config` does not compile on the API server. So the rules
     # about config (option names, app-secret-key vs app-secret-key-id, an option in both config
     # and secrets) are checked by the operator and answered with InvalidConfig; the rest is
-    # checked at apply time.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "!has(self.processes) || self.processes.all(p, "
-                    "!p.lowerAscii().endsWith('-scheduler') || !has(self.processes[p].replicas)"
-                    " || self.processes[p].replicas == 1)",
-                    "a -scheduler process runs exactly one pod: omit replicas or set 1",
-                ),
-            ]
-        }
-    )
+    # checked at apply time, each rule on the field it is about so that the API server's
+    # message names that field.
 
     framework: Framework = Field(
         description="flask | django | fastapi | go | expressjs | springboot | generic. "
         "Sets the variable prefix (FLASK_, DJANGO_, APP_), framework variables and the port."
     )
-    image: str = Field(min_length=1, description="The OCI image of the app.")
+    image: str = Field(
+        min_length=1,
+        pattern=IMAGE_PATTERN,
+        description="The OCI image of the app (no whitespace).",
+    )
     replicas: Annotated[int, Field(ge=0, le=1000)] = Field(
         default=1, description="Pods of the web process."
     )
@@ -256,7 +302,16 @@ class WebAppSpec(_Model):
                 _cel(
                     f"self.all(p, p.matches('{PROCESS_NAME_CEL}'))",
                     "process names must be 'web' or end in '-worker' or '-scheduler'",
-                )
+                ),
+                _cel(
+                    f"self.all(p, size(p) <= {PROCESS_NAME_MAX})",
+                    f"process names have at most {PROCESS_NAME_MAX} characters",
+                ),
+                _cel(
+                    "self.all(p, !p.lowerAscii().endsWith('-scheduler') || !has(self[p].replicas)"
+                    " || self[p].replicas == 1)",
+                    "a -scheduler process runs exactly one pod: omit replicas or set 1",
+                ),
             ]
         },
         description=(
@@ -314,7 +369,12 @@ class WebAppSpec(_Model):
                 _cel(
                     f"self.all(k, k.matches('^{DNS_LABEL}$') && size(k) <= 63)",
                     "owned secret names are DNS labels (lower-case letters, digits, hyphens)",
-                )
+                ),
+                _cel(
+                    f"!('{RESERVED_OWNED_NAME}' in self)",
+                    f"owned secret name {RESERVED_OWNED_NAME} is taken by the app's own key "
+                    f"Secret <app>.{RESERVED_OWNED_NAME}",
+                ),
             ]
         },
         description=(
@@ -325,8 +385,10 @@ class WebAppSpec(_Model):
     )
     base_url: str | None = Field(
         default=None,
-        description="The public URL (an ingress), used for <PREFIX>BASE_URL. Defaults to "
-        "http://<name>.<namespace>:<port>.",
+        pattern=BASE_URL_PATTERN,
+        max_length=2048,
+        description="The public URL (an ingress), used for <PREFIX>BASE_URL: http:// or "
+        "https:// and a host. Defaults to http://<name>.<namespace>:<port>.",
     )
     resources: Resources | None = Field(
         default=None, description="Resources of every container unless a process overrides."
@@ -351,6 +413,9 @@ class WebAppSpec(_Model):
                     f"process name {name!r} must be 'web' or end in '-worker' or '-scheduler' "
                     "(lower-case letters, digits and hyphens)"
                 )
+                raise ValueError(msg)
+            if len(name) > PROCESS_NAME_MAX:
+                msg = f"process name {name!r} has more than {PROCESS_NAME_MAX} characters"
                 raise ValueError(msg)
             if process_kind(name) == "scheduler" and process.replicas not in (None, 1):
                 msg = f"process {name!r} is a scheduler: it runs exactly one pod (replicas: 1)"
@@ -378,12 +443,33 @@ class WebAppSpec(_Model):
             if not re.match(rf"^{DNS_LABEL}$", name) or len(name) > 63:
                 msg = f"owned secret name {name!r} must be a DNS label"
                 raise ValueError(msg)
+            if name == RESERVED_OWNED_NAME:
+                msg = (
+                    f"owned secret name {name!r} is taken by the app's own key Secret "
+                    f"<app>.{RESERVED_OWNED_NAME}"
+                )
+                raise ValueError(msg)
             if owned.rotate is not None:
                 try:
                     schedule.parse_rotate_policy(owned.rotate)
                 except InvalidConfig as error:
                     msg = f"{name}.rotate: {error.message}"
                     raise ValueError(msg) from None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = urllib.parse.urlsplit(value)
+            host, _ = parts.hostname, parts.port
+        except ValueError:
+            host = None
+        if not host:
+            msg = "the base URL must be http:// or https:// with a valid host (and port, if any)"
+            raise ValueError(msg)
         return value
 
     @field_validator("integrations")
@@ -423,12 +509,24 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    name: str = Field(pattern=rf"^{DNS_LABEL}$", max_length=63)
+    name: str
     namespace: str = Field(default="default", pattern=rf"^{DNS_LABEL}$", max_length=63)
     uid: str | None = None
     generation: int | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(DNS_LABEL, value) or len(value) > 63:
+            msg = (
+                "a WebApp's name must be a DNS-1123 label (lower-case letters, digits and '-', "
+                "at most 63 characters, no dots): it names the app's Service, Deployments and "
+                "labels"
+            )
+            raise ValueError(msg)
+        return value
 
 
 class WebApp(BaseModel):

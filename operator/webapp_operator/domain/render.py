@@ -175,9 +175,15 @@ def _snapshot(
     variables = environment.as_dict()
     size = sum(len(k) + len(v.encode()) for k, v in variables.items())
     if size > MAX_SNAPSHOT_BYTES:
+        largest = sorted(
+            environment.variables, key=lambda var: len(var.value.encode()), reverse=True
+        )[:3]
+        biggest = ", ".join(
+            f"{var.name} from {var.source} ({len(var.value.encode())} bytes)" for var in largest
+        )
         msg = (
             f"WebApp {webapp.namespace}/{webapp.name}: the environment is {size} bytes; "
-            f"a Kubernetes Secret holds at most {MAX_SNAPSHOT_BYTES}"
+            f"a Kubernetes Secret holds at most {MAX_SNAPSHOT_BYTES}. The largest: {biggest}"
         )
         raise InvalidConfig(msg)
     name = f"{webapp.name}-env-{snapshot_digest(variables, settings.snapshot_key)}"

@@ -4,10 +4,14 @@ The checks run in the order the cluster would answer them, and each failure is a
 whose message names the WebApp, the field and the Secret (never a value):
 
 1. the Secret exists (`SecretNotFound`), and is opted in with `twelvefactor.dev/secret: "true"`
-   (otherwise the operator does not track it: also `SecretNotFound`, saying how to opt in);
+   (otherwise the operator does not track it: also `SecretNotFound`, saying how to opt in; the
+   controller watches only labelled Secrets, so to it an unlabelled one is simply missing, and
+   the message says both);
 2. the Secret grants the WebApp (`SecretNotGranted`, saying the exact command that fixes it);
-3. the chosen revision exists (`RevisionNotFound`);
-4. every value is UTF-8 text (`InvalidSecretKey`, naming the key).
+3. its owner's rotation and expiry annotations are well-formed (`InvalidConfig`, naming the
+   annotation): an app does not take content whose expiry nobody can tell;
+4. the chosen revision exists (`RevisionNotFound`);
+5. every value is UTF-8 text without NUL characters (`InvalidSecretKey`, naming the key).
 
 Only then is any content copied. The lookup is a protocol so that offline rendering (Secrets
 from files) and the controller (Secrets and revision snapshots from the API server) share it.
@@ -21,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from webapp_operator.domain import grants, revisions
+from webapp_operator.domain import grants, revisions, schedule
 from webapp_operator.domain.errors import (
     InvalidConfig,
     InvalidSecretKey,
@@ -130,18 +134,44 @@ class ManifestSecrets:
 
 
 def decode_values(subject: str, data: Mapping[str, bytes]) -> dict[str, str]:
-    """Secret values as text; a binary value is an InvalidSecretKey naming its key."""
+    """Secret values as text; a binary value is an InvalidSecretKey naming its key.
+
+    A NUL character is binary too: no process can receive it in an environment variable (the
+    container runtime would refuse to start the pod, after the rollout began).
+    """
     values: dict[str, str] = {}
-    for key, raw in data.items():
+    for key, raw in sorted(data.items()):
         try:
-            values[key] = raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
+            text = None
+        if text is None or "\x00" in text:
+            what = "binary data" if text is None else "a NUL character"
             msg = (
-                f"{subject}: key {key!r} holds binary data; environment variables need "
-                "UTF-8 text (store it base64-encoded under another key)"
+                f"{subject}: key {key!r} holds {what}; environment variables need "
+                "UTF-8 text without NUL (store it base64-encoded under another key)"
             )
-            raise InvalidSecretKey(msg) from None
+            raise InvalidSecretKey(msg)
+        values[key] = text
     return values
+
+
+def schedule_problems(annotations: Mapping[str, str]) -> list[str]:
+    """What is wrong with a source Secret's rotation and expiry annotations (names no value
+    of the Secret's content; the annotations are its owner's metadata)."""
+    found = []
+    for annotation, parse in (
+        (schedule.ROTATE_ANNOTATION, schedule.parse_rotate_policy),
+        (schedule.EXPIRE_ANNOTATION, schedule.parse_expire),
+    ):
+        value = annotations.get(annotation)
+        if value is None:
+            continue
+        try:
+            parse(value)
+        except InvalidConfig as error:
+            found.append(error.message)
+    return found
 
 
 def resolve_one(
@@ -157,7 +187,11 @@ def resolve_one(
     namespace, name = grants.parse_secret_ref(webapp.namespace, ref)
     source = lookup.source(namespace, name)
     if source is None:
-        msg = f"{subject}: Secret {namespace}/{name} not found"
+        msg = (
+            f"{subject}: Secret {namespace}/{name} not found; the operator reads only Secrets "
+            f"labelled {OPT_IN_LABEL}=true: create it, or opt it in with: kubectl label "
+            f"secret {name} -n {namespace} {OPT_IN_LABEL}=true"
+        )
         raise SecretNotFound(msg)
     if not source.opted_in:
         msg = (
@@ -174,6 +208,13 @@ def resolve_one(
         )
     except SecretNotGranted as error:
         raise SecretNotGranted(f"{subject}: {error.message}") from None
+    problems = schedule_problems(source.annotations)
+    if problems:
+        msg = (
+            f"{subject}: Secret {namespace}/{name} has malformed annotations, so the app takes "
+            f"none of its content until its owner fixes them: {'; '.join(problems)}"
+        )
+        raise InvalidConfig(msg)
     content = source
     revision = lookup.latest_revision(namespace, name)
     if pin is not None:
@@ -187,7 +228,7 @@ def resolve_one(
         namespace=namespace,
         name=name,
         revision=revision,
-        data=decode_values(f"Secret {namespace}/{name}", content.data),
+        data=decode_values(f"{subject}: Secret {namespace}/{name}", content.data),
     )
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Final
 
 from webapp_operator.domain import schedule
+from webapp_operator.domain.errors import InvalidConfig
 
 # The one label key of every Secret the operator cares about, and its values.
 MANAGED_LABEL: Final = "twelvefactor.dev/secret"
@@ -75,11 +76,21 @@ def parse_revision(
     number = labels.get(REVISION_LABEL, "")
     if not source or not number.isdigit() or int(number) < 1:
         return None
-    stamp = annotations.get(CREATED_ANNOTATION)
-    created_at = schedule.parse_time(stamp, CREATED_ANNOTATION) if stamp else created
-    expiry = annotations.get(schedule.REVISION_EXPIRES_ANNOTATION)
-    expires = schedule.parse_time(expiry, "expiry") if expiry else None
+    # The operator's own bookkeeping, but metadata anyone who may edit the Secret can change:
+    # a malformed time is read as absent (the creation time of the object, no expiry) rather
+    # than failing every reconcile of the source and of each app that uses it.
+    created_at = _time(annotations.get(CREATED_ANNOTATION)) or created
+    expires = _time(annotations.get(schedule.REVISION_EXPIRES_ANNOTATION))
     return Revision(source=source, number=int(number), created=created_at, expires=expires)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return schedule.parse_time(text)
+    except InvalidConfig:
+        return None
 
 
 def content_digest(data: Mapping[str, bytes], key: bytes) -> str:
