@@ -20,7 +20,7 @@ import copy
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,9 +38,14 @@ class Crash(Exception):  # noqa: N818 (named after what it models)
     """The operator process died before this write reached the API server."""
 
 
-class FixedClock:
+@dataclass
+class Clock:
+    """The operator's clock: the cluster's time, which the test moves."""
+
+    cluster: FakeCluster
+
     def now(self) -> datetime:
-        return NOW
+        return self.cluster.now
 
 
 class Index:
@@ -77,6 +82,10 @@ class FakeCluster:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, object, message)
     writes: list[str] = field(default_factory=list)
     crash_at: int | None = None
+    now: datetime = NOW
+    # Generated values are numbered from here by every operator started: the same values
+    # whichever process makes them.
+    first_token: int = 1
     serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _write(self, what: str) -> None:
@@ -215,7 +224,7 @@ class FakeIndexes:
 
 def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context:
     """A freshly started operator: no memory of earlier writes."""
-    tokens = itertools.count(1)
+    tokens = itertools.count(cluster.first_token)
     return reconcile.Context(
         indexes=reconcile.Indexes(
             indexes.secrets,
@@ -225,7 +234,7 @@ def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context
             indexes.workloads,
         ),
         writer=cluster,
-        clock=FixedClock(),
+        clock=Clock(cluster),
         settings=render.Settings(snapshot_key=b"s" * 32),
         digest_key=b"d" * 32,
         token=lambda size: f"generated-{next(tokens):04d}-".ljust(size, "x"),
@@ -370,3 +379,66 @@ def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster
     assert told[("SecretChanged", "audit")] == 1
     assert told[("SecretRefreshed", "shop")] == 1
     assert told[("RolloutStarted", "shop")] == 1
+
+
+ROTATING = {
+    "apiVersion": "twelvefactor.dev/v1alpha1",
+    "kind": "WebApp",
+    "metadata": {"name": "shop", "namespace": NS, "generation": 1},
+    "spec": {
+        "framework": "go",
+        "image": "shop:1",
+        "ownedSecrets": {"api-token": {"keys": ["token"], "rotate": "hourly"}},
+        "secrets": {"token": {"secretName": "shop.api-token"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def due() -> FakeCluster:
+    """`shop` on revision 1 of the secret it owns, then 61 minutes later: its rotation is due."""
+    cluster = FakeCluster()
+    cluster.put(ROTATING)
+    asyncio.run(settle(cluster))
+    cluster.now += timedelta(minutes=61)
+    cluster.first_token = 100
+    cluster.writes.clear()
+    cluster.events.clear()
+    return cluster
+
+
+def test_a_crash_during_a_rotation_never_rotates_twice(due: FakeCluster) -> None:
+    reference = copy.deepcopy(due)
+    asyncio.run(settle(reference))
+    writes = list(reference.writes)
+    told = sorted(reference.events)
+    assert [reason for reason, _, _ in told] == [
+        "RevisionCreated",
+        "RevisionRemoved",
+        "RolloutStarted",
+        "RotationDue",
+        "SecretRefreshed",
+    ]
+    for crash_at, dying in enumerate(writes):
+        cluster = copy.deepcopy(due)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))
+
+        where = f"died at write {crash_at} ({dying}) of {writes}"
+        if dying == "patch Secret/shop.api-token data":
+            # The notice was recorded first, the new values died with the process: no rotation
+            # now (never two), and the owner, here the operator itself, is told again 5 minutes
+            # later and rotates then.
+            revisions = sorted(
+                n for _, _, n in cluster.objects if n.startswith("shop.api-token.rev")
+            )
+            assert revisions == ["shop.api-token.rev-1"], where
+            cluster.now += timedelta(minutes=5)
+            asyncio.run(settle(cluster))
+        assert outcome(cluster) == outcome(reference), where
+        lost = [e for e in told if f"event {e[0]}" == dying and e not in cluster.events]
+        assert sorted(cluster.events + lost) == told, where
+        assert len(lost) <= 1, where
