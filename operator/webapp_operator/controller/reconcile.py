@@ -893,18 +893,9 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
 
     now = ctx.clock.now()
     involved = _involved(webapp)
-    if rolled:
-        # After the apply that started it: a stop in between loses this notice, and the next
-        # reconcile finds the Deployments already applied, so it is never told twice.
-        sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
-        await ctx.writer.post_event(
-            involved,
-            reasons.ROLLOUT_STARTED,
-            f"Rolling {', '.join(sorted(rolled))} to environment {result.snapshot_name} "
-            f"({sources})",
-            now,
-        )
-    notices = _tracking_notices(webapp, options)
+    existing = [n for n in sorted(desired) if ("Deployment", n) in workloads]
+    notices = _rollout_notice(entry, result.snapshot_name, existing, options)
+    notices += _tracking_notices(webapp, options)
 
     deployments = [workloads.get(("Deployment", n)) for n in sorted(desired)]
     done = all(
@@ -955,9 +946,10 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
     if token is not None or entry.status.get("refreshed"):
         extra["refreshed"] = token or entry.status.get("refreshed")
     await _write_status(ctx, entry, generation, decided, extra)
-    # Told only once the status records them (trackedRevision, notifiedRevision): a stop in
-    # between loses a notice instead of repeating it after a restart, as Juju tells an observer
-    # of a revision once.
+    # Told only once the status records them (environment, trackedRevision, notifiedRevision):
+    # a stop in between loses a notice instead of repeating it after a restart, as Juju tells an
+    # observer of a revision once; a stop before it (even after the Deployments were applied)
+    # leaves it to the next process.
     seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
     await _together(
         [
@@ -966,6 +958,27 @@ async def reconcile_webapp(ctx: Context, namespace: str, name: str) -> float | N
         ]
     )
     return None
+
+
+def _rollout_notice(
+    entry: state.WebAppEntry, snapshot: str, existing: list[str], options: Iterable[_Option]
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """RolloutStarted when the environment the status records moves to `snapshot`.
+
+    Decided from the status, not from the Deployments' templates: a process that stopped after
+    applying the Deployments and before recording the environment leaves the notice due.
+    """
+    before = entry.status.get("environment")
+    if not before or before == snapshot or not existing:
+        return []  # a new app is created, not rolled
+    sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
+    return [
+        (
+            (reasons.ROLLOUT_STARTED, entry.namespace, entry.name, snapshot),
+            reasons.ROLLOUT_STARTED,
+            f"Rolling {', '.join(existing)} to environment {snapshot} ({sources})",
+        )
+    ]
 
 
 def _tracking_notices(
