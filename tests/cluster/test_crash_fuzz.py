@@ -506,6 +506,7 @@ def seed_from_env() -> int:
 class Figures:
     kills: collections.Counter[str] = field(default_factory=collections.Counter)
     converge: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)  # until it logs that it started
     kill_after: list[float] = field(default_factory=list)
     repeats: int = 0
 
@@ -636,6 +637,7 @@ class Fuzz:
         )
         restarted = time.monotonic()
         self.start()
+        self.figures.startup.append(time.monotonic() - restarted)
         view = self.converge(step, self.expected(token_may_lag=lag))
         self.figures.converge.append(time.monotonic() - restarted)
         if lag and max(view.revisions(TOKEN)) < self.ledger.latest[TOKEN]:
@@ -860,7 +862,8 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     report(
         f"crash fuzz done: {iterations} kills ({dict(by_phase)}), milestones "
         f"{dict(sorted(figures.kills.items()))}; convergence after restart p50 "
-        f"{statistics.median(figures.converge):.1f}s max {max(figures.converge):.1f}s; "
+        f"{statistics.median(figures.converge):.1f}s max {max(figures.converge):.1f}s "
+        f"(of which start-up p50 {statistics.median(figures.startup):.1f}s); "
         f"rotations recovered by the 5-minute repeat: {figures.repeats}; "
         f"notices told {len(counted)} of {len(wanted)}, lost to kills {dict(lost)}; "
         f"total {time.monotonic() - began:.0f}s"
