@@ -909,46 +909,9 @@ async def reconcile_webapp(
 
     now = ctx.clock.now()
     involved = _involved(webapp)
-    # Posted together (one round trip), and before the status that records them.
-    notices: list[Coroutine[Any, Any, None]] = []
-    if rolled:
-        sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
-        notices.append(
-            ctx.writer.post_event(
-                involved,
-                reasons.ROLLOUT_STARTED,
-                f"Rolling {', '.join(sorted(rolled))} to environment {result.snapshot_name} "
-                f"({sources})",
-                now,
-            )
-        )
-    for item in options:
-        if item.prior is not None and item.tracked != item.prior:
-            notices.append(
-                ctx.writer.post_event(
-                    involved,
-                    reasons.SECRET_REFRESHED,
-                    f"{item.option}: now tracking revision {item.tracked} of Secret "
-                    f"{item.namespace}/{item.name} (was {item.prior})",
-                    now,
-                )
-            )
-        lagging = (
-            item.latest is not None and item.tracked is not None and item.latest > item.tracked
-        )
-        if item.mode == "manual" and lagging and item.notified != item.latest:
-            notices.append(
-                ctx.writer.post_event(
-                    involved,
-                    reasons.SECRET_CHANGED,
-                    f"{item.option}: revision {item.latest} of Secret "
-                    f"{item.namespace}/{item.name} is available (tracking {item.tracked}); run: "
-                    f"kubectl webapp refresh {webapp.name} {item.option} -n {namespace}",
-                    now,
-                )
-            )
-            item.notified = item.latest
-    await _together(notices)
+    existing = [n for n in sorted(desired) if ("Deployment", n) in workloads]
+    notices = _rollout_notice(entry, result.snapshot_name, existing, options)
+    notices += _tracking_notices(webapp, options)
 
     deployments = [workloads.get(("Deployment", n)) for n in sorted(desired)]
     done = all(
@@ -999,7 +962,92 @@ async def reconcile_webapp(
     if token is not None or entry.status.get("refreshed"):
         extra["refreshed"] = token or entry.status.get("refreshed")
     await _write_status(ctx, entry, generation, decided, extra)
+    # Told only once the status records them (environment, trackedRevision, notifiedRevision):
+    # a stop in between loses a notice instead of repeating it after a restart, as Juju tells an
+    # observer of a revision once; a stop before it (even after the Deployments were applied)
+    # leaves it to the next process.
+    seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
+    await _together(
+        [
+            _post_once(ctx, involved, key, seen, reason, message, now)
+            for key, reason, message in notices
+        ]
+    )
     return None
+
+
+def _rollout_notice(
+    entry: state.WebAppEntry, snapshot: str, existing: list[str], options: Iterable[_Option]
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """RolloutStarted when the environment the status records moves to `snapshot`.
+
+    Decided from the status, not from the Deployments' templates: a process that stopped after
+    applying the Deployments and before recording the environment leaves the notice due.
+    """
+    before = entry.status.get("environment")
+    if not before or before == snapshot or not existing:
+        return []  # a new app is created, not rolled
+    sources = ", ".join(f"{o.option}#{o.tracked}" for o in options if o.tracked) or "config"
+    return [
+        (
+            (reasons.ROLLOUT_STARTED, entry.namespace, entry.name, snapshot),
+            reasons.ROLLOUT_STARTED,
+            f"Rolling {', '.join(existing)} to environment {snapshot} ({sources})",
+        )
+    ]
+
+
+def _tracking_notices(
+    webapp: model.WebApp, options: Iterable[_Option]
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """(memory key, reason, message) of SecretRefreshed and SecretChanged, once per revision.
+
+    Sets `notified` on manual options told of a newer revision, for the status to record.
+    """
+    notices: list[tuple[tuple[str, ...], str, str]] = []
+    for item in options:
+        key = (webapp.namespace, webapp.name, item.option)
+        if item.prior is not None and item.tracked != item.prior:
+            notices.append(
+                (
+                    (reasons.SECRET_REFRESHED, *key, str(item.tracked)),
+                    reasons.SECRET_REFRESHED,
+                    f"{item.option}: now tracking revision {item.tracked} of Secret "
+                    f"{item.namespace}/{item.name} (was {item.prior})",
+                )
+            )
+        lagging = (
+            item.latest is not None and item.tracked is not None and item.latest > item.tracked
+        )
+        if item.mode == "manual" and lagging and item.notified != item.latest:
+            notices.append(
+                (
+                    (reasons.SECRET_CHANGED, *key, str(item.latest)),
+                    reasons.SECRET_CHANGED,
+                    f"{item.option}: revision {item.latest} of Secret "
+                    f"{item.namespace}/{item.name} is available (tracking {item.tracked}); run: "
+                    f"kubectl webapp refresh {webapp.name} {item.option} -n {webapp.namespace}",
+                )
+            )
+            item.notified = item.latest
+    return notices
+
+
+async def _post_once(
+    ctx: Context,
+    involved: Mapping[str, Any],
+    key: tuple[str, ...],
+    seen: str,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> None:
+    """Post a notice unless this process posted it from the same WebApp resourceVersion: a
+    reconcile that runs before the watch brings back the status recording it decides it again."""
+    if ctx.wrote_recently(("Event", *key), seen):
+        return
+    await ctx.writer.post_event(involved, reason, message, now)
+    ctx.remember(("Event", *key), seen)
 
 
 def _notice_conditions(

@@ -1,0 +1,459 @@
+"""The reconcilers stopped at every write they make, then run again by a fresh process.
+
+A fake API server (below the level under test, implementing the reconcilers' `Writer`) applies
+writes to plain objects and feeds them back through the operator's real Kopf index functions,
+as the watch streams would. Scenario: `credentials` gets new content, observed by `shop`
+(refresh: auto, two processes, so a new revision, a new environment and a rollout) and by
+`audit` (refresh: manual, so a `SecretChanged` notice). For every k, the operator dies at its
+k-th write (the write is not made, nor any after it: SIGKILL; dying just after a write is dying
+before the next one, as nothing but the writes outlives the process), and a new process, with no
+memory, settles the cluster. Then it must hold what an uninterrupted run holds, and every notice
+must have been told exactly once, except those being posted by the write that died (and by the
+writes posted with it): they may be lost, never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import copy
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import kopf
+import pytest
+
+from webapp_operator.controller import handlers, reconcile
+from webapp_operator.domain import render
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+NS = "demo"
+
+
+class Crash(Exception):  # noqa: N818 (named after what it models)
+    """The operator process died before this write reached the API server."""
+
+
+@dataclass
+class Clock:
+    """The operator's clock: the cluster's time, which the test moves."""
+
+    cluster: FakeCluster
+
+    def now(self) -> datetime:
+        return self.cluster.now
+
+
+class Index:
+    """A Kopf index: key -> values, refilled from the fake cluster."""
+
+    def __init__(self) -> None:
+        self.items: dict[Any, list[Any]] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.items.get(key, default)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """RFC 7386 JSON merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+@dataclass
+class FakeCluster:
+    """Objects by (kind, namespace, name), and the Events posted; every write is counted, and
+    the write numbered `crash_at` (0-based) raises Crash, as does every write after it."""
+
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, object, message)
+    writes: list[str] = field(default_factory=list)
+    crash_at: int | None = None
+    now: datetime = NOW
+    # Generated values are numbered from here by every operator started: the same values
+    # whichever process makes them.
+    first_token: int = 1
+    serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _write(self, what: str) -> None:
+        if self.crash_at is not None and len(self.writes) >= self.crash_at:
+            raise Crash(what)
+        self.writes.append(what)
+
+    def _stamp(self, body: dict[str, Any]) -> None:
+        meta = body.setdefault("metadata", {})
+        meta["resourceVersion"] = str(next(self.serial))
+        meta.setdefault("uid", f"uid-{meta['resourceVersion']}")
+        meta.setdefault("creationTimestamp", "2026-01-01T11:00:00Z")
+
+    def put(self, body: Mapping[str, Any]) -> None:
+        """A write by someone else (the user, the Deployment controller)."""
+        obj = copy.deepcopy(dict(body))
+        obj["data"] = {
+            k: _b64(v) for k, v in (obj.pop("stringData", None) or {}).items()
+        } or obj.get("data", {})
+        self._stamp(obj)
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta.get("namespace", NS), meta["name"])] = obj
+
+    # ------------------------------------------------------------------ reconcile.Writer
+
+    async def apply(self, obj: Mapping[str, Any]) -> None:
+        self._write(f"apply {obj['kind']}/{obj['metadata']['name']}")
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        old = self.objects.get(key)
+        new = copy.deepcopy(dict(obj))
+        if obj["kind"] == "Deployment":
+            generation = int((old or {}).get("metadata", {}).get("generation") or 0)
+            if old is None or old.get("spec") != new.get("spec"):
+                generation += 1
+            new["metadata"]["generation"] = generation
+            if old is not None:
+                new["metadata"]["uid"] = old["metadata"]["uid"]
+            replicas = int(new["spec"].get("replicas") or 1)
+            # The Deployment controller and kubelets, instantly: rolled out.
+            new["status"] = {
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        self._stamp(new)
+        self.objects[key] = new
+
+    async def create(self, obj: Mapping[str, Any]) -> bool:
+        self._write(f"create {obj['kind']}/{obj['metadata']['name']}")
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in self.objects:
+            return False
+        new = copy.deepcopy(dict(obj))
+        self._stamp(new)
+        self.objects[key] = new
+        return True
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self._write(f"delete {kind}/{name}")
+        return self.objects.pop((kind, namespace, name), None) is not None
+
+    async def patch_metadata(
+        self, api_version: str, kind: str, namespace: str, name: str, metadata: Mapping[str, Any]
+    ) -> None:
+        self._write(f"patch {kind}/{name} metadata")
+        obj = self.objects[(kind, namespace, name)]
+        _merge(obj["metadata"], metadata)
+        self._stamp(obj)
+
+    async def patch_secret_data(
+        self, namespace: str, name: str, data: Mapping[str, str | None]
+    ) -> None:
+        self._write(f"patch Secret/{name} data")
+        obj = self.objects[("Secret", namespace, name)]
+        _merge(
+            obj.setdefault("data", {}), {k: None if v is None else _b64(v) for k, v in data.items()}
+        )
+        self._stamp(obj)
+
+    async def patch_webapp_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        self._write(f"status WebApp/{name}")
+        obj = self.objects[("WebApp", namespace, name)]
+        _merge(obj.setdefault("status", {}), status)
+        self._stamp(obj)
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        now: datetime,
+        warning: bool = False,
+    ) -> None:
+        self._write(f"event {reason}")
+        self.events.append((reason, involved["metadata"]["name"], message))
+
+    # ------------------------------------------------------------------ the watch streams
+
+    async def fill(self, indexes: FakeIndexes) -> None:
+        """Rebuild every index from the objects, through the operator's own index functions."""
+        memo = SimpleNamespace(runtime=SimpleNamespace(unsealer=None))
+        functions: list[tuple[str, Index, Any]] = [  # Kopf index functions
+            ("Secret", indexes.secrets, handlers.managed_secrets),
+            ("Secret", indexes.revisions, handlers.secret_revisions),
+            ("WebApp", indexes.webapps, handlers.webapps),
+            ("WebApp", indexes.observers, handlers.observers),
+        ]
+        for index in indexes.all():
+            index.items.clear()
+        for (kind, namespace, name), obj in sorted(self.objects.items()):
+            body = kopf.Body(copy.deepcopy(obj))  # type: ignore[arg-type]
+            for wanted, index, function in functions:
+                if kind == wanted:
+                    found = await function(body=body, memo=memo, namespace=namespace, name=name)
+                    for key, value in (found or {}).items():
+                        index.items.setdefault(key, []).append(value)
+            if kind in ("Deployment", "Service"):
+                for key, value in (handlers._workload(kind, body) or {}).items():
+                    indexes.workloads.items.setdefault(key, []).append(value)
+
+
+@dataclass
+class FakeIndexes:
+    secrets: Index = field(default_factory=Index)
+    revisions: Index = field(default_factory=Index)
+    webapps: Index = field(default_factory=Index)
+    observers: Index = field(default_factory=Index)
+    workloads: Index = field(default_factory=Index)
+
+    def all(self) -> list[Index]:
+        return [self.secrets, self.revisions, self.webapps, self.observers, self.workloads]
+
+
+def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context:
+    """A freshly started operator: no memory of earlier writes."""
+    tokens = itertools.count(cluster.first_token)
+    return reconcile.Context(
+        indexes=reconcile.Indexes(
+            indexes.secrets,
+            indexes.revisions,
+            indexes.webapps,
+            indexes.observers,
+            indexes.workloads,
+        ),
+        writer=cluster,
+        clock=Clock(cluster),
+        settings=render.Settings(snapshot_key=b"s" * 32),
+        digest_key=b"d" * 32,
+        token=lambda size: f"generated-{next(tokens):04d}-".ljust(size, "x"),
+        monotonic=lambda: 0.0,
+    )
+
+
+async def settle(cluster: FakeCluster, rounds: int = 12) -> None:
+    """Start an operator and reconcile every Secret and WebApp, the indexes refreshed before
+    each (the watch streams caught up), until a whole round writes nothing."""
+    indexes = FakeIndexes()
+    ctx = new_context(cluster, indexes)
+    for _ in range(rounds):
+        before = len(cluster.writes)
+        keys = sorted(k for k in cluster.objects if k[0] in ("Secret", "WebApp"))
+        for kind, namespace, name in keys:
+            await cluster.fill(indexes)
+            if kind == "WebApp":
+                await reconcile.reconcile_webapp(ctx, namespace, name)
+            else:
+                await reconcile.reconcile_secret(ctx, namespace, name)
+        if len(cluster.writes) == before:
+            return
+    raise AssertionError(f"never settled: {cluster.writes[-20:]}")
+
+
+def webapp(name: str, refresh: str, processes: tuple[str, ...] = ("web",)) -> dict[str, Any]:
+    return {
+        "apiVersion": "twelvefactor.dev/v1alpha1",
+        "kind": "WebApp",
+        "metadata": {"name": name, "namespace": NS, "generation": 1},
+        "spec": {
+            "framework": "go",
+            "image": f"{name}:1",
+            "processes": {process: {} for process in processes},
+            "secrets": {"credentials": {"secretName": "credentials", "refresh": refresh}},
+        },
+    }
+
+
+def credentials(password: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "credentials",
+            "namespace": NS,
+            "labels": {"twelvefactor.dev/secret": "true"},
+            "annotations": {"twelvefactor.dev/grant": "shop,audit"},
+        },
+        "type": "Opaque",
+        "stringData": {"password": password},
+    }
+
+
+@pytest.fixture(scope="module")
+def changed() -> FakeCluster:
+    """Both apps settled on revision 1, then the user writes new content: the state to crash in."""
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    cluster.put(webapp("shop", "auto", ("web", "queue-worker")))
+    cluster.put(webapp("audit", "manual"))
+    asyncio.run(settle(cluster))
+    cluster.put(credentials("two"))
+    cluster.writes.clear()
+    cluster.events.clear()
+    return cluster
+
+
+def dying_notices(reference: FakeCluster, crash_at: int) -> set[tuple[str, str, str]]:
+    """The notices a process dying at write `crash_at` was posting: the run of Event writes
+    starting there (notices decided together are posted together, after what records them)."""
+    posted = iter(reference.events)
+    by_write = {i: next(posted) for i, w in enumerate(reference.writes) if w.startswith("event ")}
+    dying: set[tuple[str, str, str]] = set()
+    index = crash_at
+    while index in by_write:
+        dying.add(by_write[index])
+        index += 1
+    return dying
+
+
+def outcome(cluster: FakeCluster) -> dict[str, Any]:
+    """What must not depend on where the operator died: objects and the apps' tracking."""
+    statuses = {
+        name: obj.get("status", {}).get("secrets")
+        for (kind, _, name), obj in cluster.objects.items()
+        if kind == "WebApp"
+    }
+    templates = {
+        name: obj["spec"]["template"]
+        for (kind, _, name), obj in cluster.objects.items()
+        if kind == "Deployment"
+    }
+    return {"objects": sorted(cluster.objects), "status": statuses, "templates": templates}
+
+
+def test_an_uninterrupted_run_tells_each_notice_once(changed: FakeCluster) -> None:
+    cluster = copy.deepcopy(changed)
+    asyncio.run(settle(cluster))
+    reasons = sorted((reason, obj) for reason, obj, _ in cluster.events)
+    assert reasons == [
+        ("RevisionCreated", "credentials"),
+        ("RolloutStarted", "shop"),
+        ("SecretChanged", "audit"),
+        ("SecretRefreshed", "shop"),
+    ]
+    audit = cluster.objects[("WebApp", NS, "audit")]["status"]["secrets"][0]
+    assert (audit["trackedRevision"], audit["latestRevision"], audit["notifiedRevision"]) == (
+        1,
+        2,
+        2,
+    )
+
+
+def test_a_crash_at_any_write_repeats_no_notice_and_loses_only_those_being_posted(
+    changed: FakeCluster,
+) -> None:
+    reference = copy.deepcopy(changed)
+    asyncio.run(settle(reference))
+    writes = list(reference.writes)
+    told = sorted(reference.events)
+    assert len(writes) > 8  # revision, snapshot, Deployments, Service?, Events, statuses
+    for crash_at, dying in enumerate(writes):
+        cluster = copy.deepcopy(changed)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))  # the restarted operator
+
+        where = f"died at write {crash_at} ({dying}) of {writes}"
+        assert outcome(cluster) == outcome(reference), where
+        lost = [e for e in told if e not in cluster.events]
+        assert sorted(cluster.events + lost) == told, where  # nothing told twice
+        assert set(lost) <= dying_notices(reference, crash_at), where
+
+
+def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster) -> None:
+    """The status that records a notice is written, but the index still shows the old one
+    (the watch event is on its way) when the app is reconciled again: nothing is told twice."""
+    cluster = copy.deepcopy(changed)
+    indexes = FakeIndexes()
+    ctx = new_context(cluster, indexes)
+
+    async def run() -> None:
+        await cluster.fill(indexes)
+        await reconcile.reconcile_secret(ctx, NS, "credentials")
+        await cluster.fill(indexes)
+        for _ in range(2):  # no fill in between: the second pass reads the stale index
+            await reconcile.reconcile_webapp(ctx, NS, "audit")
+            await reconcile.reconcile_webapp(ctx, NS, "shop")
+
+    asyncio.run(run())
+    told = collections.Counter((reason, obj) for reason, obj, _ in cluster.events)
+    assert told[("SecretChanged", "audit")] == 1
+    assert told[("SecretRefreshed", "shop")] == 1
+    assert told[("RolloutStarted", "shop")] == 1
+
+
+ROTATING = {
+    "apiVersion": "twelvefactor.dev/v1alpha1",
+    "kind": "WebApp",
+    "metadata": {"name": "shop", "namespace": NS, "generation": 1},
+    "spec": {
+        "framework": "go",
+        "image": "shop:1",
+        "ownedSecrets": {"api-token": {"keys": ["token"], "rotate": "hourly"}},
+        "secrets": {"token": {"secretName": "shop.api-token"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def due() -> FakeCluster:
+    """`shop` on revision 1 of the secret it owns, then 61 minutes later: its rotation is due."""
+    cluster = FakeCluster()
+    cluster.put(ROTATING)
+    asyncio.run(settle(cluster))
+    cluster.now += timedelta(minutes=61)
+    cluster.first_token = 100
+    cluster.writes.clear()
+    cluster.events.clear()
+    return cluster
+
+
+def test_a_crash_during_a_rotation_never_rotates_twice(due: FakeCluster) -> None:
+    reference = copy.deepcopy(due)
+    asyncio.run(settle(reference))
+    writes = list(reference.writes)
+    told = sorted(reference.events)
+    assert [reason for reason, _, _ in told] == [
+        "RevisionCreated",
+        "RevisionRemoved",
+        "RolloutStarted",
+        "RotationDue",
+        "SecretRefreshed",
+    ]
+    for crash_at, dying in enumerate(writes):
+        cluster = copy.deepcopy(due)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))
+
+        where = f"died at write {crash_at} ({dying}) of {writes}"
+        if dying == "patch Secret/shop.api-token data":
+            # The notice was recorded first, the new values died with the process: no rotation
+            # now (never two), and the owner, here the operator itself, is told again 5 minutes
+            # later and rotates then.
+            revisions = sorted(
+                n for _, _, n in cluster.objects if n.startswith("shop.api-token.rev")
+            )
+            assert revisions == ["shop.api-token.rev-1"], where
+            cluster.now += timedelta(minutes=5)
+            asyncio.run(settle(cluster))
+        assert outcome(cluster) == outcome(reference), where
+        lost = [e for e in told if e not in cluster.events]
+        assert sorted(cluster.events + lost) == told, where  # nothing told twice
+        assert set(lost) <= dying_notices(reference, crash_at), where
