@@ -28,7 +28,7 @@ from typing import Any
 import kopf
 import pytest
 
-from webapp_operator.controller import handlers, reconcile
+from webapp_operator.controller import handlers, reconcile, state
 from webapp_operator.domain import render
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -206,9 +206,11 @@ class FakeCluster:
                     found = await function(body=body, memo=memo, namespace=namespace, name=name)
                     for key, value in (found or {}).items():
                         index.items.setdefault(key, []).append(value)
-            if kind in ("Deployment", "Service"):
-                for key, value in (handlers._workload(kind, body) or {}).items():
-                    indexes.workloads.items.setdefault(key, []).append(value)
+            if kind in ("Deployment", "Service"):  # the informers' entries
+                workload = state.workload_entry(kind, obj)
+                if workload is not None:
+                    key = (workload.namespace, workload.app)
+                    indexes.workloads.items.setdefault(key, []).append(workload)
 
 
 @dataclass

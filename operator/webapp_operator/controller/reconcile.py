@@ -118,9 +118,6 @@ class Context:
     enqueue_webapp: Any = field(default=None, repr=False)
     # () -> bool: whether changes someone made wait in the work queue (set by the handlers).
     urgent_waiting: Any = field(default=None, repr=False)
-    # (ns, app) -> (snapshot, Deployments rolled to it): a rollout whose Events and status a
-    # follow-up reconcile writes (a fan-out applies every app first).
-    deferred_rollouts: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
@@ -897,14 +894,10 @@ async def reconcile_webapp(
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
-    deferred = ctx.deferred_rollouts.pop((namespace, name), None)
-    if deferred is not None and deferred[0] == result.snapshot_name:
-        rolled = sorted({*rolled, *deferred[1]} & desired)
     if changed and ctx.urgent_waiting is not None and ctx.urgent_waiting():
         # Other apps wait for their new environment (a fan-out): they go first, and this app's
-        # Events and status follow as a follow-up. Its pods already roll. (A stop before the
-        # follow-up loses its RolloutStarted, as a stop right after the apply always did.)
-        ctx.deferred_rollouts[(namespace, name)] = (result.snapshot_name, rolled)
+        # status and notices follow as a follow-up (RolloutStarted is decided from the status,
+        # so the follow-up tells it). Its pods already roll.
         return workqueue.Again(0.0, workqueue.FOLLOW_UP)
 
     now = ctx.clock.now()
