@@ -1598,10 +1598,15 @@ def bad_framework_options(draw: st.DrawFn) -> Case:
 
 # ------------------------------------------------------------------------- workloads
 
+# Kubernetes' syntax of a resource.Quantity (the pattern its own OpenAPI schema states).
+K8S_QUANTITY = re.compile(
+    r"(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?"
+)
 bad_quantity = st.one_of(
     st.sampled_from(["lots", "1.5.5", "1 Gi", "one", "--1", "1Gb", "", "1e", "0x10", "1,5"]),
     st.text(st.sampled_from("ab1.G "), min_size=1, max_size=5).filter(
-        lambda s: not re.fullmatch(r"[0-9]+(\.[0-9]*)?", s)
+        lambda s: not K8S_QUANTITY.fullmatch(s)
     ),
 )
 
