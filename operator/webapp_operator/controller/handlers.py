@@ -187,8 +187,13 @@ class Workloads:
 
     def __init__(self) -> None:
         self.by_app: dict[tuple[str, str], dict[tuple[str, str], state.WorkloadEntry]] = {}
+        self.by_name: dict[tuple[str, str, str], state.WorkloadEntry] = {}
 
     def get(self, key: Any, default: Any = None) -> Any:
+        """(ns, app) -> that app's workloads; (reconcile.BY_NAME, kind, ns, name) -> [entry]."""
+        if len(key) == 4 and key[0] == reconcile.BY_NAME:
+            one = self.by_name.get(key[1:])
+            return [one] if one is not None else default
         found = self.by_app.get(key)
         return list(found.values()) if found else default
 
@@ -198,8 +203,10 @@ class Workloads:
             entries.pop((old.kind, old.name), None)
             if not entries:
                 self.by_app.pop((old.namespace, old.app), None)
+            self.by_name.pop((old.kind, old.namespace, old.name), None)
         if new is not None:
             self.by_app.setdefault((new.namespace, new.app), {})[(new.kind, new.name)] = new
+            self.by_name[(new.kind, new.namespace, new.name)] = new
 
 
 # (kind, API prefix, plural) of what the operator renders and watches through informers.

@@ -42,6 +42,8 @@ SECRET_KEY_DATA: Final = owned.SECRET_KEY_DATA
 # A WebApp waiting for a revision the operator is about to create is queued again by that
 # revision's watch event; this is only the safety net should an event be missed.
 PENDING_RETRY: Final = 2.0
+# The key form that looks a workload up by kind and name instead of by app.
+BY_NAME: Final = "by-name"
 
 Key = tuple[Literal["webapp", "secret"], str, str]
 
@@ -872,6 +874,14 @@ async def reconcile_webapp(
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
             continue
+        taken = _one(ctx.indexes.workloads, (BY_NAME, *key))
+        if taken is not None and taken.app != name:
+            msg = (
+                f"{obj['kind']} {key[2]} already belongs to WebApp {taken.app}: rename a "
+                f"process of {name} (or the app) so that their names differ"
+            )
+            await _fail(ctx, entry, InvalidConfigError(msg), generation)
+            return None
         changed.append((obj, key, digest))
         if (
             obj["kind"] == "Deployment"
@@ -888,6 +898,14 @@ async def reconcile_webapp(
         if not isinstance(outcome, BaseException):
             ctx.remember(written, digest)
     if failures:
+        refused = next((f for f in failures if _refused(f)), None)
+        if refused is not None:
+            # The API server will not take what the spec renders (a webhook, a limit): say so
+            # on the app. What it did take keeps running; the next spec change retries.
+            status = refused.status  # type: ignore[attr-defined]
+            msg = f"the API server refused a rendered object: {status.code} {status.message}"
+            await _fail(ctx, entry, InvalidConfigError(msg[:1000]), generation)
+            return None
         raise failures[0]
 
     desired = {d["metadata"]["name"] for d in result.deployments}
@@ -1041,6 +1059,14 @@ async def _post_once(
         return
     await ctx.writer.post_event(involved, reason, message, now)
     ctx.remember(("Event", *key), seen)
+
+
+def _refused(error: BaseException) -> bool:
+    """A 4xx answer to a write that retrying the same request cannot change (not a conflict,
+    not throttling, not a missing namespace or permission being rolled out)."""
+    from lightkube.core.exceptions import ApiError
+
+    return isinstance(error, ApiError) and error.status.code in (400, 422)
 
 
 def _notice_conditions(
