@@ -226,6 +226,12 @@ def test_sealed_value_reaches_the_app_and_opens_nowhere_else(
     assert "was sealed for another Secret" in events[0]
     assert kit.revisions("copied") == []
     assert kit.deployments("thief") == {}
+    # A restarted operator (no memory of what it told) does not tell it again: the Event is
+    # named after the Secret and the cause, and the API server refuses a second one.
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(unseal_events(kit, "copied")) == 1, unseal_events(kit, "copied")
 
     apply(kit, retarget(manifest, other_namespace, "credentials"))
     other = opkit.Kit(kit.kube, other_namespace, kit.start_background)

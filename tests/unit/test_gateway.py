@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
@@ -89,3 +90,14 @@ def test_status_and_metadata_are_merge_patches() -> None:
 def test_an_unknown_kind_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="does not write CronJob"):
         kube.object_path("batch/v1", "CronJob", "d", "x")
+
+
+def test_a_named_event_is_told_once_and_a_second_post_is_not_an_error() -> None:
+    involved = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}}
+    gw, fake = gateway(status(409, "AlreadyExists"))
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    asyncio.run(gw.post_event(involved, "UnsealFailed", "m", now, True, name="s.unseal-failed.1"))
+    assert json.loads(fake.requests[0].content)["metadata"]["name"] == "s.unseal-failed.1"
+    gw, _ = gateway(status(409, "AlreadyExists"))
+    with pytest.raises(ApiError):  # without a name, a conflict is an error as ever
+        asyncio.run(gw.post_event(involved, "UnsealFailed", "m", now, True))

@@ -182,6 +182,7 @@ class FakeCluster:
         message: str,
         now: datetime,
         warning: bool = False,
+        name: str | None = None,
     ) -> None:
         self._write(f"event {reason}")
         self.events.append((reason, involved["metadata"]["name"], message))

@@ -499,6 +499,7 @@ class FakeWriter:
         message: str,
         now: datetime,
         warning: bool = False,
+        name: str | None = None,
     ) -> None:
         self.calls.append(("event", (reason, message, warning)))
 

@@ -76,6 +76,7 @@ class Writer(Protocol):
         message: str,
         now: datetime,
         warning: bool = False,
+        name: str | None = None,
     ) -> None: ...
 
 
@@ -342,8 +343,16 @@ async def _report_unseal(ctx: Context, source: state.SecretEntry) -> None:
         return
     message = f"Secret {source.namespace}/{source.name} does not open: {source.unseal_error}"
     logger.warning("%s", message)
+    # Named after the Secret and the cause: a restarted operator (whose memory above is empty)
+    # posting it again is refused by the API server instead of telling it twice.
+    cause = hashlib.sha256(f"{source.uid}\n{source.unseal_error}".encode()).hexdigest()[:12]
     await ctx.writer.post_event(
-        source.as_involved(), sealing.UNSEAL_FAILED, message, ctx.clock.now(), warning=True
+        source.as_involved(),
+        sealing.UNSEAL_FAILED,
+        message,
+        ctx.clock.now(),
+        warning=True,
+        name=f"{source.name[:200]}.unseal-failed.{cause}",
     )
     ctx.unseal_reported[source.key] = source.unseal_error
 

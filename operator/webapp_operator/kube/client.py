@@ -281,8 +281,14 @@ class Gateway:
         message: str,
         now: datetime,
         warning: bool = False,
+        name: str | None = None,
     ) -> None:
-        """A core/v1 Event about `involved` (its apiVersion, kind, metadata). Names only."""
+        """A core/v1 Event about `involved` (its apiVersion, kind, metadata). Names only.
+
+        With `name`, the Event is told at most once for as long as the API server keeps it
+        (one hour by default): a second post of that name is refused (AlreadyExists) and is
+        taken as "already told", even by another process after a restart.
+        """
         meta = involved["metadata"]
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         micro = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -290,7 +296,7 @@ class Gateway:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "generateName": f"{meta['name']}.",
+                **({"name": name} if name else {"generateName": f"{meta['name']}."}),
                 "namespace": meta["namespace"],
             },
             "involvedObject": {
@@ -312,7 +318,12 @@ class Gateway:
             "eventTime": micro,
             "count": 1,
         }
-        await self._send("POST", object_path("v1", "Event", meta["namespace"]), event)
+        try:
+            await self._send("POST", object_path("v1", "Event", meta["namespace"]), event)
+        except ApiError as error:
+            if name and is_already_exists(error):
+                return
+            raise
         if self.on_event is not None:
             self.on_event(reason, warning)
 
