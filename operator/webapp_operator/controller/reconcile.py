@@ -981,11 +981,10 @@ async def reconcile_webapp(
     }
     if token is not None or entry.status.get("refreshed"):
         extra["refreshed"] = token or entry.status.get("refreshed")
-    await _write_status(ctx, entry, generation, decided, extra)
-    # Told only once the status records them (environment, trackedRevision, notifiedRevision):
-    # a stop in between loses a notice instead of repeating it after a restart, as Juju tells an
-    # observer of a revision once; a stop before it (even after the Deployments were applied)
-    # leaves it to the next process.
+    # Told before the status records them (environment, trackedRevision, notifiedRevision),
+    # each as an Event named after the notice: a process stopped before the status write
+    # decides them again after its restart, and the API server refuses the second Event of
+    # that name, so each is told exactly once (as Juju tells an observer of a revision once).
     seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
     await _together(
         [
@@ -993,6 +992,7 @@ async def reconcile_webapp(
             for key, reason, message in notices
         ]
     )
+    await _write_status(ctx, entry, generation, decided, extra)
     return None
 
 
@@ -1062,11 +1062,16 @@ async def _post_once(
     message: str,
     now: datetime,
 ) -> None:
-    """Post a notice unless this process posted it from the same WebApp resourceVersion: a
-    reconcile that runs before the watch brings back the status recording it decides it again."""
+    """Post a notice once. Its Event is named after the app's uid and the notice's key, so a
+    second post (another process, after a restart) is refused by the API server; and this
+    process does not even try again from the same WebApp resourceVersion (a reconcile that runs
+    before the watch brings back the status decides it again)."""
     if ctx.wrote_recently(("Event", *key), seen):
         return
-    await ctx.writer.post_event(involved, reason, message, now)
+    meta = involved["metadata"]
+    digest = hashlib.sha256("\n".join([str(meta.get("uid")), *key]).encode()).hexdigest()[:12]
+    name = f"{meta['name'][:180]}.{reason.lower()}.{digest}"
+    await ctx.writer.post_event(involved, reason, message, now, name=name)
     ctx.remember(("Event", *key), seen)
 
 
