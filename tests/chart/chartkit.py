@@ -363,7 +363,8 @@ _NAMED: Final = frozenset({"get", "patch", "update", "delete"})  # verbs on one 
 def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
     """The API requests an operator log shows, as (namespace or None, group, resource, verb,
     the object's name for get/patch/update/delete, else ""): lightkube's requests (httpx logs
-    every one at INFO) and Kopf's watch streams (a list, then a watch). A PATCH answered 201
+    every one at INFO: the informers' lists and `?watch=true` watches too) and Kopf's watch
+    streams (a list, then a watch). A PATCH answered 201
     created the object through server-side apply, which RBAC authorises as `create` as well."""
     found: set[tuple[str | None, str, str, str, str]] = set()
     for method, url, code in _HTTPX.findall(log):
@@ -380,6 +381,8 @@ def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
         if rest[0] == "namespaces" and len(rest) == 2:
             namespace = name  # RBAC sees a request for namespace X as in namespace X
         verb = _VERBS.get(method) or ("get" if name else "list")
+        if verb == "list" and "watch=true" in urllib.parse.urlsplit(url).query:
+            verb = "watch"  # an informer's watch (kube/informer.py), after its list
         if verb == "patch" and code == "201":
             found.add((namespace, group, resource, "create", ""))
         found.add((namespace, group, resource, verb, name if verb in _NAMED else ""))

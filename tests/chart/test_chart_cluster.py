@@ -346,6 +346,16 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 
 
+def _service_account(kit: opkit.Kit, name: str, grant: str | None) -> None:
+    annotations = {"twelvefactor.dev/grant": grant} if grant else {}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": kit.namespace, "annotations": annotations},
+    }
+    opkit.apply(kit.kube, ServiceAccount, body)
+
+
 def test_missing_grant_and_key_renewal_as_the_chart(
     grant: opkit.Kit, namespaced: Release, tmp_path: Path
 ) -> None:
@@ -365,6 +375,27 @@ def test_missing_grant_and_key_renewal_as_the_chart(
     assert "kubectl webapp grant-secret credentials shop" in cond["message"]
     assert kit.deployments("shop") == {}
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.wait_ready("shop")
+
+    # Pods as a named ServiceAccount (a GET of it): refused until the account grants the app.
+    _service_account(kit, "shop-runner", grant=None)
+    kit.webapp("shop", {**SEED, "serviceAccountName": "shop-runner"})
+    cond = wait_for(
+        lambda: (c := kit.condition("shop")).get("reason") == "ServiceAccountNotGranted" and c,
+        60,
+        message="ServiceAccountNotGranted",
+        ignore=(ApiError,),
+    )
+    assert "kubectl annotate serviceaccount shop-runner" in cond["message"]
+    _service_account(kit, "shop-runner", grant="shop")
+    wait_for(
+        lambda: all(
+            d["spec"]["template"]["spec"].get("serviceAccountName") == "shop-runner"
+            for d in kit.deployments("shop").values()
+        ),
+        60,
+        message="the Deployments run as the granted account",
+    )
     kit.wait_ready("shop")
 
     # Sealing key renewal, two minutes later: a key added to the keys Secret (a patch) and the

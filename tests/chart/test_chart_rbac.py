@@ -52,6 +52,9 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("", "services", "create"): "Gateway.apply creating the web process's Service",
     ("", "services", "patch"): "Gateway.apply",
     ("", "events", "create"): "Gateway.post_event (core/v1 Events; Kopf's own posting is off)",
+    # Gateway.get of a WebApp's spec.serviceAccountName (reconcile._check_service_account): the
+    # account must grant the app (twelvefactor.dev/grant) before its pods may run as it.
+    ("", "serviceaccounts", "get"): "Gateway.get (reconcile._check_service_account)",
 }
 IN_RELEASE_NAMESPACE: Final[dict[tuple[str, str, str, str], str]] = {
     # handlers._ensure_namespace: GET of the operator's own namespace at start (a 403 would be

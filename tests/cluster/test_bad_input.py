@@ -702,15 +702,6 @@ def report(records: Sequence[Record], laps: Mapping[str, float]) -> dict[str, An
     return {"seed": SEED, "inputs": len(records), "laps": dict(laps), "classes": classes}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "controller bugs, reported in docs/reliability.md: an object name taken by another "
-        "object is retried for ever with no condition (reconcile.py applies over another app's "
-        "Deployment; a 409 on a revision create is taken as done)"
-    ),
-)
 def test_names_taken_by_other_objects_are_answered_with_a_condition(kit: opkit.Kit) -> None:
     """Two inputs the domain cannot see: names of objects that already exist.
 

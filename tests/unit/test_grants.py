@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from webapp_operator.domain import grants, reasons
-from webapp_operator.domain.errors import InvalidConfig, SecretNotGranted
+from webapp_operator.domain.errors import (
+    InvalidConfig,
+    SecretNotGranted,
+    ServiceAccountNotFound,
+    ServiceAccountNotGranted,
+)
 from webapp_operator.domain.grants import AppRef, Grants
 
 NS = "demo"
@@ -292,3 +297,46 @@ def test_grant_then_revoke(items: frozenset[AppRef], name: str, namespace: str) 
     assert granted.allows(app)
     if AppRef(namespace, "*") not in items:
         assert not granted.without_app(app).allows(app)
+
+
+# --- ServiceAccounts: a WebApp names one only if it grants the app ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("annotation", "allowed"),
+    [
+        pytest.param("shop", True, id="granted-by-name"),
+        pytest.param("demo/shop", True, id="granted-by-namespace-slash-name"),
+        pytest.param("*", True, id="granted-to-every-app-of-the-namespace"),
+        pytest.param("billing, shop", True, id="one-of-several"),
+        pytest.param("billing", False, id="another-app"),
+        pytest.param("other/shop", False, id="same-name-other-namespace"),
+        pytest.param("other/*", False, id="wildcard-of-another-namespace"),
+        pytest.param("", False, id="empty"),
+        pytest.param(None, False, id="no-annotation"),
+        pytest.param("Shop!, billing", False, id="malformed-never-widens"),
+    ],
+)
+def test_a_service_account_runs_an_app_only_if_it_grants_it(
+    annotation: str | None, allowed: bool
+) -> None:
+    annotations = {} if annotation is None else {grants.GRANT_ANNOTATION: annotation}
+    app = AppRef(NS, "shop")
+    if allowed:
+        grants.check_service_account(NS, "reader", annotations, app)
+        return
+    with pytest.raises(ServiceAccountNotGranted) as raised:
+        grants.check_service_account(NS, "reader", annotations, app)
+    assert raised.value.reason == reasons.SERVICE_ACCOUNT_NOT_GRANTED
+    message = raised.value.message
+    assert "ServiceAccount demo/reader has not granted WebApp demo/shop" in message
+    assert "kubectl annotate serviceaccount reader -n demo --overwrite" in message
+    assert "twelvefactor.dev/grant=" in message
+
+
+def test_a_missing_service_account_is_named_with_the_fix() -> None:
+    with pytest.raises(ServiceAccountNotFound) as raised:
+        grants.check_service_account(NS, "reader", None, AppRef(NS, "shop"))
+    assert raised.value.reason == reasons.SERVICE_ACCOUNT_NOT_FOUND
+    assert "ServiceAccount demo/reader does not exist" in raised.value.message
+    assert "twelvefactor.dev/grant=shop" in raised.value.message

@@ -136,6 +136,12 @@ class FakeCluster:
         self._stamp(new)
         self.objects[key] = new
 
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
     async def create(self, obj: Mapping[str, Any]) -> bool:
         self._write(f"create {obj['kind']}/{obj['metadata']['name']}")
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])

@@ -473,6 +473,12 @@ class FakeWriter:
         self.calls.append(("create", obj))
         return True
 
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        self.calls.append(("get", name))
+        return None
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         self.calls.append(("delete", name))
         return True

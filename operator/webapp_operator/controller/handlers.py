@@ -124,7 +124,9 @@ async def managed_secrets(
     body: kopf.Body, memo: Any, **_: Any
 ) -> dict[Any, state.SecretEntry] | None:
     """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots."""
-    entry = state.secret_entry(body, _runtime(memo).unsealer)
+    runtime = _runtime(memo)
+    ctx = getattr(runtime, "ctx", None)  # set at start-up, before any watch
+    entry = state.secret_entry(body, runtime.unsealer, ctx.settings.snapshot_key if ctx else None)
     if not entry.kind:
         return None
     keys: dict[Any, state.SecretEntry] = {entry.key: entry}

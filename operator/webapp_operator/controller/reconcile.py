@@ -33,7 +33,7 @@ from webapp_operator.domain import (
 )
 from webapp_operator.domain.errors import InvalidConfig as InvalidConfigError
 from webapp_operator.domain.errors import InvalidSecretKey as InvalidSecretKeyError
-from webapp_operator.domain.errors import WebAppError
+from webapp_operator.domain.errors import SnapshotNameTaken, WebAppError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ SECRET_KEY_DATA: Final = owned.SECRET_KEY_DATA
 PENDING_RETRY: Final = 2.0
 # The key form that looks a workload up by kind and name instead of by app.
 BY_NAME: Final = "by-name"
+# Retries of what no watch event announces (a name held by a Secret the operator does not watch,
+# a ServiceAccount's grant): 1, 2, 4, 8 s, then every RETRY_MAX s until it succeeds.
+RETRY_FIRST: Final = 1.0
+RETRY_MAX: Final = 10.0
 
 Key = tuple[Literal["webapp", "secret"], str, str]
 
@@ -57,6 +61,9 @@ class Store(Protocol):
 class Writer(Protocol):
     """The gateway operations the reconcilers use (kube/client.py's Gateway)."""
 
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None: ...
     async def apply(self, obj: Mapping[str, Any]) -> None: ...
     async def create(self, obj: Mapping[str, Any]) -> bool: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
@@ -128,6 +135,11 @@ class Context:
     # Sealed sources whose values do not open, as last reported by Event: (ns, name) -> message.
     unseal_reported: dict[tuple[str, str], str] = field(default_factory=dict)
     monotonic: Any = field(default=None, repr=False)  # () -> float
+    # Sources whose next revision's name is held by a Secret that is not one of their
+    # revisions: (ns, name) -> the message (names only), for the source's Event and observers.
+    squatted: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The next retry delay of things no watch event announces (see RETRY_FIRST), by key.
+    retries: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     def now_text(self) -> str:
         return schedule.format_time(self.clock.now())
@@ -147,6 +159,15 @@ class Context:
 
     def remember(self, key: tuple[str, ...], digest: str = "") -> None:
         self.recent[key] = (digest, self._tick())
+
+    def backoff(self, key: tuple[str, ...]) -> float:
+        """The delay before the next try of `key`: doubling from RETRY_FIRST up to RETRY_MAX."""
+        delay = self.retries.get(key, RETRY_FIRST)
+        self.retries[key] = min(delay * 2, RETRY_MAX)
+        return delay
+
+    def succeeded(self, key: tuple[str, ...]) -> None:
+        self.retries.pop(key, None)
 
 
 # ----------------------------------------------------------------------------- lookups
@@ -303,13 +324,16 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
         now = ctx.clock.now()
         created = await ctx.writer.create(_revision_object(source, number, now))
         if created:
+            await _squat_cleared(ctx, source)
             await ctx.writer.post_event(
                 source.as_involved(),
                 reasons.REVISION_CREATED,
                 f"Created revision {number} of Secret {namespace}/{name}",
                 now,
             )
-        return None
+            return None
+        return await _revision_name_held(ctx, source, number)
+    await _squat_cleared(ctx, source)
     if latest is None or latest.revision is None:
         return None
     await _schedule(ctx, source, entries)
@@ -328,6 +352,84 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
                 ctx.clock.now(),
             )
     return None
+
+
+def _is_revision_of(body: Mapping[str, Any], source: state.SecretEntry, number: int) -> bool:
+    """True when `body` is revision `number` of `source`: its labels, and owned by its uid."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owners = {o.get("uid") for o in meta.get("ownerReferences") or []}
+    return (
+        labels == {**labels, **revisions.revision_labels(source.name, number)}
+        and bool(source.uid)
+        and source.uid in owners
+    )
+
+
+async def _revision_name_held(ctx: Context, source: state.SecretEntry, number: int) -> float | None:
+    """The create of revision `number` met AlreadyExists: ours (the watch is behind), or a
+    Secret someone else made under that name, which is neither adopted nor overwritten: a
+    Warning Event on the source names it, its observers fail naming it, and the create is
+    tried again with a backoff, so that the squatter's removal lets the revision follow."""
+    name = revisions.revision_name(source.name, number)
+    retry_key = ("revision", source.namespace, source.name)
+    body = await ctx.writer.get("v1", "Secret", source.namespace, name)
+    if body is not None and _is_revision_of(body, source, number):
+        return None  # ours: its watch event brings the next reconcile
+    if body is None:
+        return ctx.backoff(retry_key)  # gone meanwhile: try again
+    message = (
+        f"Secret {source.namespace}/{name} holds the name of revision {number} of Secret "
+        f"{source.namespace}/{source.name} and is not one of its revisions (not made by the "
+        f"operator); it is neither used nor overwritten, and no new revision is made until it "
+        f"is removed: kubectl delete secret {name} -n {source.namespace}"
+    )
+    if ctx.squatted.get(source.key) != message:
+        ctx.squatted[source.key] = message
+        logger.warning("%s", message)
+        await ctx.writer.post_event(
+            source.as_involved(),
+            reasons.SNAPSHOT_NAME_TAKEN,
+            message,
+            ctx.clock.now(),
+            warning=True,
+        )
+        _enqueue_observers(ctx, source.key)
+    return ctx.backoff(retry_key)
+
+
+async def _squat_cleared(ctx: Context, source: state.SecretEntry) -> None:
+    """Forget a squatted revision name once the revision is made (or no longer wanted)."""
+    ctx.succeeded(("revision", source.namespace, source.name))
+    if ctx.squatted.pop(source.key, None) is not None:
+        _enqueue_observers(ctx, source.key)
+
+
+def _enqueue_observers(ctx: Context, key: tuple[str, str]) -> None:
+    if ctx.enqueue_webapp is not None:
+        for app in set(_all(ctx.indexes.observers, key)):
+            ctx.enqueue_webapp(*app)
+
+
+def _squat_failure(
+    ctx: Context, webapp: model.WebApp, path: str, namespace: str, name: str
+) -> WebAppError | None:
+    """SnapshotNameTaken for an app granted a source whose next revision's name is squatted."""
+    taken = ctx.squatted.get((namespace, name))
+    source: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
+    if taken is None or source is None:
+        return None
+    subject = f"WebApp {webapp.namespace}/{webapp.name}: {path}"
+    try:
+        grants.check_granted(
+            namespace,
+            name,
+            source.annotations.get(grants.GRANT_ANNOTATION),
+            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
+        )
+    except WebAppError as error:
+        return type(error)(f"{subject}: {error.message}")
+    return SnapshotNameTaken(f"{subject}: {taken}")
 
 
 async def _report_unseal(ctx: Context, source: state.SecretEntry) -> None:
@@ -634,21 +736,34 @@ async def _ensure_owned(ctx: Context, webapp: model.WebApp) -> bool:
     for name, (generator, owner_annotations) in wanted.items():
         current: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
         key = ("Secret", namespace, name)
+        not_owned = WebAppError(
+            f"WebApp {namespace}/{webapp.name}: Secret {namespace}/{name} exists and is not "
+            "owned by this app; rename or remove it"
+        )
         if current is None:
             if not ctx.wrote_recently(key):
                 values = owned.generate(generator, ctx.token)
-                await ctx.writer.create(
+                created = await ctx.writer.create(
                     _owned_object(webapp, name, generator, values, owner_annotations)
                 )
-                ctx.remember(key)
+                if not created:
+                    # A Secret the index does not hold (not opted in): ours only if it carries
+                    # both our marks (then the watch is behind); never adopted, never changed.
+                    body = await ctx.writer.get("v1", "Secret", namespace, name)
+                    labels = ((body or {}).get("metadata") or {}).get("labels") or {}
+                    ours = labels.get(revisions.MANAGED_LABEL) == revisions.KIND_SOURCE and (
+                        labels.get(owned.OWNED_BY_LABEL) == webapp.name
+                    )
+                    if body is not None and not ours:
+                        raise not_owned
+                    if ours:
+                        ctx.remember(key)
+                else:
+                    ctx.remember(key)
             pending = True
             continue
         if current.labels.get(owned.OWNED_BY_LABEL) != webapp.name:
-            msg = (
-                f"WebApp {namespace}/{webapp.name}: Secret {namespace}/{name} exists and is not "
-                "owned by this app; rename or remove it"
-            )
-            raise WebAppError(msg)
+            raise not_owned
         desired = {
             **owner_annotations,
             owned.GENERATE_ANNOTATION: owned.format_generate(generator),
@@ -783,6 +898,16 @@ async def reconcile_webapp(
         await _fail(ctx, entry, error, generation)
         return None
 
+    # The ServiceAccount its pods would run as must have granted the app: nothing is rendered
+    # or applied otherwise (the last good Deployments keep running).
+    account_key = ("ServiceAccount", namespace, name)
+    try:
+        await _check_service_account(ctx, webapp)
+    except WebAppError as error:
+        await _fail(ctx, entry, error, generation)
+        return ctx.backoff(account_key)  # the grant is on an object no watch follows
+    ctx.succeeded(account_key)
+
     lookup = IndexLookup(ctx.indexes)
     prior = {s.get("option"): s for s in entry.status.get("secrets") or []}
     token, refresh = _refresh_request(webapp, entry.status.get("refreshed"))
@@ -790,12 +915,15 @@ async def reconcile_webapp(
     # The app secret key and the app's owned secrets: operator-owned source Secrets,
     # revisioned like any other.
     key_name = f"{webapp.name}{SECRET_KEY_SUFFIX}"
+    owned_key = ("owned", namespace, name)
     try:
         if await _ensure_owned(ctx, webapp):
             return PENDING_RETRY
     except WebAppError as error:
         await _fail(ctx, entry, InvalidConfigError(error.message), generation)
-        return None
+        # A Secret the operator does not watch may hold the name: its removal is noticed here.
+        return ctx.backoff(owned_key)
+    ctx.succeeded(owned_key)
 
     options: list[_Option] = []
     resolved: dict[str, render.ResolvedSecret] = {}
@@ -830,6 +958,10 @@ async def reconcile_webapp(
         follows = (mode == "auto" and pin is None) or item.tracked is None
         if unsealed is not None and follows:
             errors.append(unsealed)
+            continue
+        squatted = _squat_failure(ctx, webapp, path, ref_ns, ref_name)
+        if squatted is not None and follows:
+            errors.append(squatted)
             continue
         if lookup.pending(ref_ns, ref_name, ctx.digest_key) and mode == "auto" and pin is None:
             pending = True
@@ -870,9 +1002,11 @@ async def reconcile_webapp(
 
     workloads = {(w.kind, w.name): w for w in _all(ctx.indexes.workloads, (namespace, name))}
     snapshot_key = ("Secret", namespace, result.snapshot_name)
-    if _one(ctx.indexes.secrets, snapshot_key[1:]) is None and not ctx.wrote_recently(snapshot_key):
-        await ctx.writer.create(result.snapshot)
-        ctx.remember(snapshot_key)
+    taken = await _ensure_snapshot(ctx, webapp, result)
+    if taken is not None:
+        await _fail(ctx, entry, taken, generation)
+        return ctx.backoff(snapshot_key)  # the squatter may be a Secret no watch follows
+    ctx.succeeded(snapshot_key)
 
     rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
@@ -994,6 +1128,60 @@ async def reconcile_webapp(
     )
     await _write_status(ctx, entry, generation, decided, extra)
     return None
+
+
+async def _check_service_account(ctx: Context, webapp: model.WebApp) -> None:
+    """Raise unless `spec.serviceAccountName` (when set) grants the app (one GET)."""
+    account = webapp.spec.service_account_name
+    if not account:
+        return  # the namespace's default account: no grant needed
+    body = await ctx.writer.get("v1", "ServiceAccount", webapp.namespace, account)
+    annotations = (
+        None if body is None else dict((body.get("metadata") or {}).get("annotations") or {})
+    )
+    try:
+        grants.check_service_account(
+            webapp.namespace,
+            account,
+            annotations,
+            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
+        )
+    except WebAppError as error:
+        raise type(error)(f"WebApp {webapp.namespace}/{webapp.name}: {error.message}") from None
+
+
+async def _ensure_snapshot(
+    ctx: Context, webapp: model.WebApp, result: render.Rendered
+) -> WebAppError | None:
+    """Create the environment snapshot, or accept the existing one only if the operator made
+    it: its content's keyed digest gives back its name. Else SnapshotNameTaken: a Secret of that
+    name made by someone else is never mounted by the app's pods and never overwritten."""
+    namespace, name = webapp.namespace, result.snapshot_name
+    key = ("Secret", namespace, name)
+    if ctx.wrote_recently(key):
+        return None  # created by this process moments ago
+    current: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
+    if current is not None and current.verified is not None:
+        if current.kind == revisions.KIND_ENVIRONMENT and current.verified:
+            return None  # ours, checked when the index took it
+    elif current is None and await ctx.writer.create(result.snapshot):
+        ctx.remember(key)
+        return None
+    else:
+        # Held, and not known to be ours (the watch is behind, or the Secret is not watched).
+        body = await ctx.writer.get("v1", "Secret", namespace, name)
+        if body is None and await ctx.writer.create(result.snapshot):
+            ctx.remember(key)  # gone meanwhile, and made now
+            return None
+        if body is not None and state.is_own_snapshot(body, ctx.settings.snapshot_key):
+            ctx.remember(key)
+            return None
+    return SnapshotNameTaken(
+        f"WebApp {namespace}/{webapp.name}: the name of its environment snapshot {name} is held "
+        f"by Secret {namespace}/{name}, which the operator did not make (its content is not "
+        f"this app's environment); the app's pods never read it and it is not overwritten. "
+        f"Remove it (kubectl delete secret {name} -n {namespace}) and the app rolls out"
+    )
 
 
 def _rollout_notice(
@@ -1136,5 +1324,7 @@ async def _prune_snapshots(
     """Delete environment snapshots no Deployment or kept ReplicaSet of the app names."""
     keep = {current} | {w.snapshot for w in workloads if w.snapshot}
     for entry in _all(ctx.indexes.secrets, ("env-of", namespace, app)):
-        if entry.name not in keep:
+        if entry.name not in keep and entry.verified is not False:  # never someone else's
             await ctx.writer.delete("v1", "Secret", namespace, entry.name)
+            # Made again later (a rollback) only after the check: the name may be squatted.
+            ctx.recent.pop(("Secret", namespace, entry.name), None)

@@ -46,6 +46,9 @@ class SecretEntry:
     # sealed text is kept to try again when the operator's keys change (controller/sealing.py).
     unseal_error: str | None = None
     sealed: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    # An environment snapshot: whether the operator made it (`is_own_snapshot`); None when not
+    # known (not a snapshot, or no snapshot key at hand when the index took it).
+    verified: bool | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -74,8 +77,28 @@ def decode_data(data: Mapping[str, Any] | None) -> dict[str, bytes]:
     return {str(k): base64.b64decode(str(v)) for k, v in (data or {}).items()}
 
 
-def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> SecretEntry:
-    """The entry of a Secret; a sealed source is opened with `unseal` (docs/sealing.md)."""
+def is_own_snapshot(body: Mapping[str, Any], snapshot_key: bytes) -> bool:
+    """True when a Secret is an environment snapshot the operator made: labelled as one,
+    immutable, and its content's keyed digest gives back its name (render.snapshot_name_matches).
+    """
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(revisions.MANAGED_LABEL) != revisions.KIND_ENVIRONMENT or not body.get(
+        "immutable"
+    ):
+        return False
+    try:
+        variables = {k: v.decode() for k, v in decode_data(body.get("data")).items()}
+    except (ValueError, TypeError):
+        return False
+    return render.snapshot_name_matches(str(meta.get("name", "")), variables, snapshot_key)
+
+
+def secret_entry(
+    body: Mapping[str, Any], unseal: Unseal | None = None, snapshot_key: bytes | None = None
+) -> SecretEntry:
+    """The entry of a Secret; a sealed source is opened with `unseal` (docs/sealing.md); an
+    environment snapshot is checked with `snapshot_key` (its content is not kept)."""
     meta = body.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
     kind = labels.get(revisions.MANAGED_LABEL, "")
@@ -92,6 +115,9 @@ def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> Secre
             if unseal is not None
             else ({}, "the operator has no sealing keys loaded")
         )
+    verified = None
+    if kind == revisions.KIND_ENVIRONMENT and snapshot_key is not None:
+        verified = is_own_snapshot(body, snapshot_key)
     return SecretEntry(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -103,6 +129,7 @@ def secret_entry(body: Mapping[str, Any], unseal: Unseal | None = None) -> Secre
         data=data,
         unseal_error=error,
         sealed=sealed if error is not None else {},
+        verified=verified,
     )
 
 

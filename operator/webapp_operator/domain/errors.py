@@ -47,3 +47,22 @@ class RevisionNotFound(WebAppError):
     """A pinned (or tracked) revision of a Secret no longer exists."""
 
     reason = reasons.REVISION_NOT_FOUND
+
+
+class ServiceAccountNotFound(WebAppError):
+    """`spec.serviceAccountName` names a ServiceAccount that does not exist."""
+
+    reason = reasons.SERVICE_ACCOUNT_NOT_FOUND
+
+
+class ServiceAccountNotGranted(WebAppError):
+    """`spec.serviceAccountName` names a ServiceAccount that has not granted the WebApp."""
+
+    reason = reasons.SERVICE_ACCOUNT_NOT_GRANTED
+
+
+class SnapshotNameTaken(WebAppError):
+    """The name of a revision or environment snapshot is held by a Secret the operator did not
+    make (raised by the reconcilers, which never adopt nor overwrite it)."""
+
+    reason = reasons.SNAPSHOT_NAME_TAKEN

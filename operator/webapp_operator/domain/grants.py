@@ -27,11 +27,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from webapp_operator.domain.errors import InvalidConfig, SecretNotGranted
+from webapp_operator.domain.errors import (
+    InvalidConfig,
+    SecretNotGranted,
+    ServiceAccountNotFound,
+    ServiceAccountNotGranted,
+)
 
 GRANT_ANNOTATION: Final = "twelvefactor.dev/grant"
 
@@ -203,6 +208,38 @@ def check_granted(
     if invalid and app.namespace == secret_namespace:
         msg = f"{msg}; note: {_describe_invalid(invalid)}"
     raise SecretNotGranted(msg)
+
+
+def check_service_account(
+    namespace: str, name: str, annotations: Mapping[str, str] | None, app: AppRef
+) -> None:
+    """Raise unless the ServiceAccount `namespace/name` may run the pods of `app`.
+
+    `annotations` are the ServiceAccount's, None when it does not exist. A WebApp names a
+    ServiceAccount only if that account grants it, with the annotation Secrets use: whoever may
+    create WebApps must not get the token (and the RBAC) of any account of the namespace
+    (invariant 5). The owner of the account grants it, as for a Secret.
+    """
+    account = f"ServiceAccount {namespace}/{name}"
+    if annotations is None:
+        msg = (
+            f"spec.serviceAccountName: {account} does not exist; create it and grant it to the "
+            f"app with: kubectl annotate serviceaccount {name} -n {namespace} "
+            f"{GRANT_ANNOTATION}={app.relative_to(namespace)}"
+        )
+        raise ServiceAccountNotFound(msg)
+    grants, invalid = parse_grants_lenient(namespace, annotations.get(GRANT_ANNOTATION))
+    if grants.allows(app):
+        return
+    value = shlex.quote(f"{GRANT_ANNOTATION}={grants.with_app(app).to_annotation()}")
+    msg = (
+        f"spec.serviceAccountName: {account} has not granted WebApp {app}; its pods would get "
+        f"the account's token and permissions. The owner of the account can grant it with: "
+        f"kubectl annotate serviceaccount {name} -n {namespace} --overwrite {value}"
+    )
+    if invalid:
+        msg = f"{msg}; note: {_describe_invalid(invalid)}"
+    raise ServiceAccountNotGranted(msg)
 
 
 def parse_secret_ref(app_namespace: str, secret_name: str) -> tuple[str, str]:

@@ -399,7 +399,13 @@ class WebAppSpec(_Model):
     service_account_name: str | None = Field(
         default=None,
         pattern=rf"^{DNS_SUBDOMAIN}$",
-        description="ServiceAccount of the app's pods; the namespace default when omitted.",
+        description=(
+            "ServiceAccount of the app's pods; the namespace default when omitted. A named "
+            "ServiceAccount must grant the app with the annotation Secrets use "
+            "(twelvefactor.dev/grant: APP, NAMESPACE/APP or *), else the app is not rendered "
+            "(Ready=False, ServiceAccountNotGranted): whoever may create a WebApp must not get "
+            "the token of any account of the namespace."
+        ),
     )
 
     @field_validator("processes")

@@ -20,6 +20,11 @@ INVALID_SECRET_KEY: Final = "InvalidSecretKey"
 INVALID_CONFIG: Final = "InvalidConfig"
 REVISION_NOT_FOUND: Final = "RevisionNotFound"
 ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+SERVICE_ACCOUNT_NOT_FOUND: Final = "ServiceAccountNotFound"
+SERVICE_ACCOUNT_NOT_GRANTED: Final = "ServiceAccountNotGranted"
+# A name the operator must create (a revision or environment snapshot) is held by a Secret it
+# did not make: never adopted, never overwritten (also a Warning Event on the source Secret).
+SNAPSHOT_NAME_TAKEN: Final = "SnapshotNameTaken"
 
 # Event reasons on a source Secret.
 REVISION_CREATED: Final = "RevisionCreated"

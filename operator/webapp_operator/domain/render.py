@@ -159,6 +159,15 @@ def snapshot_digest(variables: Mapping[str, str], key: bytes) -> str:
     return base64.b32encode(mac).decode().lower()[:DIGEST_LENGTH]
 
 
+def snapshot_name_matches(name: str, variables: Mapping[str, str], key: bytes) -> bool:
+    """True when `name` is the snapshot name of `variables` under `key` (`<app>-env-<digest>`).
+
+    Only the operator holds the key, so a Secret whose content gives back its name was made by
+    the operator (for that content); any other Secret under such a name is a squatter's.
+    """
+    return name.endswith(f"-env-{snapshot_digest(variables, key)}")
+
+
 def _sources_annotation(inputs: RenderInputs) -> str:
     """Which revision of which Secret the snapshot holds: names and numbers, no values."""
     items = [f"secret:{opt}={ref.source}" for opt, ref in sorted(inputs.secrets.items())]

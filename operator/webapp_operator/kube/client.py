@@ -8,6 +8,8 @@ the few operations the operator and the CLI need, on plain dicts:
 - create (409 AlreadyExists is an answer, not an error, for create-only objects),
 - merge patches of metadata and of the status subresource,
 - delete,
+- get of one object (a ServiceAccount checked for a grant, a Secret holding a name the operator
+  wanted to create), as a plain dict or None,
 - Events in the core/v1 shape `kubectl describe` shows.
 
 Nothing here logs a request or response body: bodies can hold Secret data.
@@ -155,8 +157,9 @@ def resource_of(obj: Mapping[str, Any]) -> Any:  # noqa: ANN401 (a lightkube res
     return resource_registry.load(obj["apiVersion"], obj["kind"])
 
 
-# (apiVersion, kind) -> (URL prefix, plural) of every kind the Gateway writes.
+# (apiVersion, kind) -> (URL prefix, plural) of every kind the Gateway writes (or reads).
 _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts"),
     ("v1", "Secret"): ("/api/v1", "secrets"),
     ("v1", "Service"): ("/api/v1", "services"),
     ("v1", "Event"): ("/api/v1", "events"),
@@ -217,6 +220,18 @@ class Gateway:
         )
         if response.status_code >= 400:
             raise _api_error(response)
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """One object as a plain dict; None when it does not exist (a read, counted as one)."""
+        response = await self.http.request("GET", object_path(api_version, kind, namespace, name))
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise _api_error(response)
+        body: dict[str, Any] = response.json()
+        return body
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply with our field manager; we own what we apply (force)."""

@@ -93,6 +93,10 @@ No `get`: the operator reads these only through its watches.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# A WebApp's spec.serviceAccountName is read to check that the account grants the app.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get"]
 {{- end }}
 
 {{/*
