@@ -36,13 +36,16 @@ from typing import Any, Final
 import kopf
 
 from webapp_operator import GROUP, PLURAL, VERSION
-from webapp_operator.controller import leader, metrics, reconcile, state, workqueue
+from webapp_operator.controller import kopf_patches, leader, metrics, reconcile, state, workqueue
 from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
 from webapp_operator.kube import informer
 
 logger = logging.getLogger(__name__)
+
+# Before Kopf runs: index pre-population without quadratic wakeups (kopf_patches.py).
+kopf_patches.apply()
 
 MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=webapp-operator"
 KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
