@@ -411,6 +411,23 @@ def _enqueue_observers(ctx: Context, key: tuple[str, str]) -> None:
             ctx.enqueue_webapp(*app)
 
 
+def _not_granted(
+    webapp: model.WebApp, subject: str, source: state.SecretEntry
+) -> WebAppError | None:
+    """The grant error of `source` for `webapp`, prefixed with `subject`; None when granted.
+    Checked before telling an app anything about a Secret's state."""
+    try:
+        grants.check_granted(
+            source.namespace,
+            source.name,
+            source.annotations.get(grants.GRANT_ANNOTATION),
+            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
+        )
+    except WebAppError as error:
+        return type(error)(f"{subject}: {error.message}")
+    return None
+
+
 def _squat_failure(
     ctx: Context, webapp: model.WebApp, path: str, namespace: str, name: str
 ) -> WebAppError | None:
@@ -420,16 +437,7 @@ def _squat_failure(
     if taken is None or source is None:
         return None
     subject = f"WebApp {webapp.namespace}/{webapp.name}: {path}"
-    try:
-        grants.check_granted(
-            namespace,
-            name,
-            source.annotations.get(grants.GRANT_ANNOTATION),
-            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
-        )
-    except WebAppError as error:
-        return type(error)(f"{subject}: {error.message}")
-    return SnapshotNameTaken(f"{subject}: {taken}")
+    return _not_granted(webapp, subject, source) or SnapshotNameTaken(f"{subject}: {taken}")
 
 
 async def _report_unseal(ctx: Context, source: state.SecretEntry) -> None:
@@ -447,14 +455,13 @@ async def _report_unseal(ctx: Context, source: state.SecretEntry) -> None:
     logger.warning("%s", message)
     # Named after the Secret and the cause: a restarted operator (whose memory above is empty)
     # posting it again is refused by the API server instead of telling it twice.
-    cause = hashlib.sha256(f"{source.uid}\n{source.unseal_error}".encode()).hexdigest()[:12]
     await ctx.writer.post_event(
         source.as_involved(),
         sealing.UNSEAL_FAILED,
         message,
         ctx.clock.now(),
         warning=True,
-        name=f"{source.name[:200]}.unseal-failed.{cause}",
+        name=_event_name(source.name, "unseal-failed", source.uid, source.unseal_error),
     )
     ctx.unseal_reported[source.key] = source.unseal_error
 
@@ -467,15 +474,9 @@ def _unseal_failure(
     if source is None or source.unseal_error is None:
         return None
     subject = f"WebApp {webapp.namespace}/{webapp.name}: {path}"
-    try:
-        grants.check_granted(
-            namespace,
-            name,
-            source.annotations.get(grants.GRANT_ANNOTATION),
-            grants.AppRef(namespace=webapp.namespace, name=webapp.name),
-        )
-    except WebAppError as error:
-        return type(error)(f"{subject}: {error.message}")
+    refused = _not_granted(webapp, subject, source)
+    if refused is not None:
+        return refused
     return InvalidSecretKeyError(
         f"{subject}: sealed Secret {namespace}/{name} does not open, so no new revision is "
         f"made from it (running pods keep their environment): {source.unseal_error}"
@@ -1257,10 +1258,16 @@ async def _post_once(
     if ctx.wrote_recently(("Event", *key), seen):
         return
     meta = involved["metadata"]
-    digest = hashlib.sha256("\n".join([str(meta.get("uid")), *key]).encode()).hexdigest()[:12]
-    name = f"{meta['name'][:180]}.{reason.lower()}.{digest}"
+    name = _event_name(meta["name"], reason.lower(), str(meta.get("uid")), *key)
     await ctx.writer.post_event(involved, reason, message, now, name=name)
     ctx.remember(("Event", *key), seen)
+
+
+def _event_name(about: str, kind: str, uid: str, *what: str) -> str:
+    """The name of an Event told once: the object, the kind of notice, and a digest of the
+    object's uid and what the notice announces (the API server refuses a second of a name)."""
+    digest = hashlib.sha256("\n".join([uid, *what]).encode()).hexdigest()[:12]
+    return f"{about[:180]}.{kind}.{digest}"
 
 
 def _refused(error: BaseException) -> bool:
