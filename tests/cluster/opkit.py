@@ -303,6 +303,27 @@ class Kit:
         return hits
 
 
+def role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """An RBAC Role (a plain dict, for `apply`)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": rules,
+    }
+
+
+def role_binding(namespace: str, name: str, account: str) -> dict[str, Any]:
+    """A RoleBinding of the Role `name` to the ServiceAccount `account` of `namespace`."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+
+
 def free_port() -> int:
     import socket
 

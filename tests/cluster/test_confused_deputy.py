@@ -196,25 +196,6 @@ class Scene:
         return names
 
 
-def _role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": name, "namespace": namespace},
-        "rules": rules,
-    }
-
-
-def _binding(namespace: str, name: str, account: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-    }
-
-
 MALLORY_RULES = [
     {
         "apiGroups": ["twelvefactor.dev"],
@@ -253,8 +234,8 @@ def scene(
         opkit.install_crd(kube)
         operator.start()
         operator.wait_for_log(r"webapp-operator started", timeout=60)
-        opkit.apply(kube, Role, _role(ns, "mallory", MALLORY_RULES))
-        opkit.apply(kube, RoleBinding, _binding(ns, "mallory", "mallory"))
+        opkit.apply(kube, Role, opkit.role(ns, "mallory", MALLORY_RULES))
+        opkit.apply(kube, RoleBinding, opkit.role_binding(ns, "mallory", "mallory"))
         mallory = support.service_account_identity(kube, kubeconfig, ns, "mallory", workdir)
         built = Scene(kube, kubeconfig, ns, other, operator, mallory, workdir)
         _stage(built)
@@ -382,8 +363,8 @@ def test_pods_as_another_service_account(scene: Scene) -> None:
     ns = scene.ns
     scene.secret("sa-canary", {"password": LEAK_CANARY})
     reader = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-    opkit.apply(scene.admin, Role, _role(ns, "secret-reader", reader))
-    opkit.apply(scene.admin, RoleBinding, _binding(ns, "secret-reader", "secret-reader"))
+    opkit.apply(scene.admin, Role, opkit.role(ns, "secret-reader", reader))
+    opkit.apply(scene.admin, RoleBinding, opkit.role_binding(ns, "secret-reader", "secret-reader"))
     support.service_account_identity(
         scene.admin, scene.kubeconfig, ns, "secret-reader", scene.workdir
     ).client.close()
@@ -469,8 +450,8 @@ def test_without_update_she_cannot_change_a_granted_app(scene: Scene) -> None:
             "verbs": ["create", "get", "list", "watch"],
         }
     ]
-    opkit.apply(scene.admin, Role, _role(ns, "eve", no_update))
-    opkit.apply(scene.admin, RoleBinding, _binding(ns, "eve", "eve"))
+    opkit.apply(scene.admin, Role, opkit.role(ns, "eve", no_update))
+    opkit.apply(scene.admin, RoleBinding, opkit.role_binding(ns, "eve", "eve"))
     eve = support.service_account_identity(scene.admin, scene.kubeconfig, ns, "eve", scene.workdir)
     try:
         body = opkit.as_dict(eve.client.get(opkit.WebApp, "payroll", namespace=ns))

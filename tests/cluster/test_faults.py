@@ -283,25 +283,6 @@ def test_api_server_and_etcd_restarts_mid_rollout(
     assert kit.canary_hits(canaries) == []
 
 
-def _role(namespace: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": name, "namespace": namespace},
-        "rules": rules,
-    }
-
-
-def _binding(namespace: str, name: str, account: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-    }
-
-
 def test_a_lagging_webapp_watch_repeats_no_event(
     pkit: opkit.Kit,
     private: PrivateCluster,
@@ -323,10 +304,10 @@ def test_a_lagging_webapp_watch_repeats_no_event(
         },
     ]
     watch = [{"apiGroups": [WEBAPPS_GROUP], "resources": ["webapps"], "verbs": ["watch"]}]
-    opkit.apply(kit.kube, Role, _role(ns, "operator", rules))
-    opkit.apply(kit.kube, Role, _role(ns, "watch-webapps", watch))
+    opkit.apply(kit.kube, Role, opkit.role(ns, "operator", rules))
+    opkit.apply(kit.kube, Role, opkit.role(ns, "watch-webapps", watch))
     for name in ("operator", "watch-webapps"):
-        opkit.apply(kit.kube, RoleBinding, _binding(ns, name, "operator"))
+        opkit.apply(kit.kube, RoleBinding, opkit.role_binding(ns, name, "operator"))
     identity = support.service_account_identity(
         kit.kube, private.kubeconfig, ns, "operator", tmp_path
     )
@@ -351,7 +332,7 @@ def test_a_lagging_webapp_watch_repeats_no_event(
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 30, message="status: revision 2")
     # The rollout's ReplicaSet and Deployment updates reach the operator meanwhile.
     wait_for(lambda: rolled_out(kit, "shop"), 60, message="the rollout to finish")
-    opkit.apply(kit.kube, RoleBinding, _binding(ns, "watch-webapps", "operator"))
+    opkit.apply(kit.kube, RoleBinding, opkit.role_binding(ns, "watch-webapps", "operator"))
     kit.wait_ready("shop", timeout=120)
     assert kit.tracked("shop", "credentials") == 2
     assert_operator_survived(kit)
