@@ -1,41 +1,101 @@
-"""kube/client.py's Gateway on the wire (httpx's MockTransport): the requests it sends and how
-it reads the API server's answers. The real API server's side is in tests/cluster."""
+"""kube/client.py's Gateway and kube/transport.py's Transport on the wire: a real HTTP server on
+127.0.0.1 (aiohttp's) answers as scripted and records what it was sent. The real API server's
+side (TLS, client certificates, RBAC) is in tests/cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
+from aiohttp import web
+from lightkube import KubeConfig
 from lightkube.core.exceptions import ApiError
 
 from webapp_operator.kube import client as kube
+from webapp_operator.kube import transport
 
 
-class FakeLightkube:
-    """What the Gateway takes from lightkube's AsyncClient: its httpx client."""
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
 
-    def __init__(self, answer: httpx.Response) -> None:
-        self.requests: list[httpx.Request] = []
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return answer
-
-        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="https://api")
-        self._client = type("Generic", (), {"_client": http})()
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
-def status(code: int, reason: str) -> httpx.Response:
-    return httpx.Response(code, json={"kind": "Status", "code": code, "reason": reason})
+@dataclass
+class Server:
+    """Answers each request with the next scripted (status, body); records what it was sent."""
+
+    answers: list[tuple[int, Any]]
+    seen: list[Seen] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append(
+            Seen(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                await request.read(),
+            )
+        )
+        code, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(body, bytes):
+            return web.Response(status=code, body=body, content_type="text/html")
+        return web.json_response(body, status=code)
 
 
-def gateway(answer: httpx.Response) -> tuple[kube.Gateway, FakeLightkube]:
-    fake = FakeLightkube(answer)
-    return kube.Gateway(fake, kube.RequestCounter()), fake  # type: ignore[arg-type]
+def status(code: int, reason: str) -> tuple[int, dict[str, Any]]:
+    return code, {"kind": "Status", "code": code, "reason": reason, "message": reason}
+
+
+def config(port: int, user: dict[str, Any]) -> Any:
+    return KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    ).get()
+
+
+def on_the_wire(
+    answers: list[tuple[int, Any]],
+    test: Callable[[kube.Gateway, transport.Transport], Awaitable[Any]],
+    user: dict[str, Any] | None = None,
+) -> tuple[Any, Server, kube.RequestCounter]:
+    """Run `test` against a Gateway whose Transport talks to a scripted server."""
+    server = Server(answers)
+    counter = kube.RequestCounter()
+
+    async def main() -> Any:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", server.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        http = transport.Transport(config(port, user or {"token": "t0"}), counter)
+        try:
+            return await test(kube.Gateway(http), http)
+        finally:
+            await http.close()
+            await runner.cleanup()
+
+    return asyncio.run(main()), server, counter
 
 
 DEPLOYMENT: dict[str, Any] = {
@@ -46,60 +106,69 @@ DEPLOYMENT: dict[str, Any] = {
 
 
 def test_apply_is_a_forced_server_side_apply_with_our_field_manager() -> None:
-    gw, fake = gateway(httpx.Response(200, json=DEPLOYMENT))
-    asyncio.run(gw.apply(DEPLOYMENT))
-    (request,) = fake.requests
+    _, server, counter = on_the_wire([(200, DEPLOYMENT)], lambda gw, _: gw.apply(DEPLOYMENT))
+    (request,) = server.seen
     assert request.method == "PATCH"
-    assert request.url.path == "/apis/apps/v1/namespaces/demo/deployments/shop-web"
-    assert request.headers["content-type"] == "application/apply-patch+yaml"
-    assert request.url.params["fieldManager"] == kube.FIELD_MANAGER
-    assert request.url.params["force"] == "true"
-    assert json.loads(request.content) == DEPLOYMENT
+    assert request.path == "/apis/apps/v1/namespaces/demo/deployments/shop-web"
+    assert request.headers["Content-Type"] == "application/apply-patch+yaml"
+    assert request.query == {"fieldManager": kube.FIELD_MANAGER, "force": "true"}
+    assert request.headers["Authorization"] == "Bearer t0"
+    assert request.json() == DEPLOYMENT
+    assert (counter.writes, counter.reads, counter.by_verb["PATCH"]) == (1, 0, 1)
 
 
 def test_create_answers_false_when_the_object_exists_and_raises_otherwise() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}}
-    gw, fake = gateway(status(409, "AlreadyExists"))
-    assert asyncio.run(gw.create(secret)) is False
-    assert fake.requests[0].url.path == "/api/v1/namespaces/d/secrets"
-    gw, _ = gateway(status(403, "Forbidden"))
+    made, server, _ = on_the_wire([status(409, "AlreadyExists")], lambda gw, _: gw.create(secret))
+    assert made is False
+    assert server.seen[0].path == "/api/v1/namespaces/d/secrets"
     with pytest.raises(ApiError) as raised:
-        asyncio.run(gw.create(secret))
+        on_the_wire([status(403, "Forbidden")], lambda gw, _: gw.create(secret))
     assert raised.value.status.code == 403
+    assert raised.value.status.reason == "Forbidden"
 
 
 def test_delete_of_a_missing_object_is_false_and_a_body_that_is_no_status_still_raises() -> None:
-    gw, _ = gateway(status(404, "NotFound"))
-    assert asyncio.run(gw.delete("v1", "Secret", "d", "gone")) is False
-    gw, _ = gateway(httpx.Response(502, content=b"<html>bad gateway</html>"))
+    gone, _, _ = on_the_wire(
+        [status(404, "NotFound")], lambda gw, _: gw.delete("v1", "Secret", "d", "x")
+    )
+    assert gone is False
     with pytest.raises(ApiError) as raised:
-        asyncio.run(gw.delete("v1", "Secret", "d", "x"))
+        on_the_wire(
+            [(502, b"<html>bad gateway</html>")], lambda gw, _: gw.delete("v1", "Secret", "d", "x")
+        )
     assert raised.value.status.code == 502
+    assert "html" not in str(raised.value)  # a body is never put in an error
 
 
 def test_get_answers_the_object_none_when_missing_and_raises_otherwise() -> None:
     account = {"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": "d"}}
-    gw, fake = gateway(httpx.Response(200, json=account))
-    assert asyncio.run(gw.get("v1", "ServiceAccount", "d", "reader")) == account
-    (request,) = fake.requests
-    assert request.method == "GET"
-    assert request.url.path == "/api/v1/namespaces/d/serviceaccounts/reader"
-    gw, _ = gateway(status(404, "NotFound"))
-    assert asyncio.run(gw.get("v1", "Secret", "d", "gone")) is None
-    gw, _ = gateway(status(403, "Forbidden"))
+    got, server, counter = on_the_wire(
+        [(200, account)], lambda gw, _: gw.get("v1", "ServiceAccount", "d", "reader")
+    )
+    assert got == account
+    (request,) = server.seen
+    assert (request.method, request.path) == ("GET", "/api/v1/namespaces/d/serviceaccounts/reader")
+    assert (counter.reads, counter.writes) == (1, 0)
+    missing, _, _ = on_the_wire(
+        [status(404, "NotFound")], lambda gw, _: gw.get("v1", "Secret", "d", "x")
+    )
+    assert missing is None
     with pytest.raises(ApiError) as raised:
-        asyncio.run(gw.get("v1", "Secret", "d", "x"))
+        on_the_wire([status(403, "Forbidden")], lambda gw, _: gw.get("v1", "Secret", "d", "x"))
     assert raised.value.status.code == 403
 
 
 def test_status_and_metadata_are_merge_patches() -> None:
-    gw, fake = gateway(httpx.Response(200, json={}))
-    asyncio.run(gw.patch_webapp_status("demo", "shop", {"observedGeneration": 2}))
-    asyncio.run(gw.patch_metadata("v1", "Secret", "demo", "s", {"annotations": {"a": None}}))
-    first, second = fake.requests
-    assert first.url.path == "/apis/twelvefactor.dev/v1alpha1/namespaces/demo/webapps/shop/status"
-    assert first.headers["content-type"] == "application/merge-patch+json"
-    assert json.loads(second.content) == {"metadata": {"annotations": {"a": None}}}
+    async def both(gw: kube.Gateway, _: transport.Transport) -> None:
+        await gw.patch_webapp_status("demo", "shop", {"observedGeneration": 2})
+        await gw.patch_metadata("v1", "Secret", "demo", "s", {"annotations": {"a": None}})
+
+    _, server, _ = on_the_wire([(200, {})], both)
+    first, second = server.seen
+    assert first.path == "/apis/twelvefactor.dev/v1alpha1/namespaces/demo/webapps/shop/status"
+    assert first.headers["Content-Type"] == "application/merge-patch+json"
+    assert second.json() == {"metadata": {"annotations": {"a": None}}}
 
 
 def test_an_unknown_kind_is_refused_by_name() -> None:
@@ -109,10 +178,64 @@ def test_an_unknown_kind_is_refused_by_name() -> None:
 
 def test_a_named_event_is_told_once_and_a_second_post_is_not_an_error() -> None:
     involved = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}}
-    gw, fake = gateway(status(409, "AlreadyExists"))
     now = datetime(2026, 11, 23, tzinfo=UTC)
-    asyncio.run(gw.post_event(involved, "UnsealFailed", "m", now, True, name="s.unseal-failed.1"))
-    assert json.loads(fake.requests[0].content)["metadata"]["name"] == "s.unseal-failed.1"
-    gw, _ = gateway(status(409, "AlreadyExists"))
+    _, server, _ = on_the_wire(
+        [status(409, "AlreadyExists")],
+        lambda gw, _: gw.post_event(involved, "UnsealFailed", "m", now, True, name="s.u.1"),
+    )
+    assert server.seen[0].json()["metadata"]["name"] == "s.u.1"
     with pytest.raises(ApiError):  # without a name, a conflict is an error as ever
-        asyncio.run(gw.post_event(involved, "UnsealFailed", "m", now, True))
+        on_the_wire(
+            [status(409, "AlreadyExists")],
+            lambda gw, _: gw.post_event(involved, "UnsealFailed", "m", now, True),
+        )
+
+
+def test_a_401_reads_the_token_file_again_and_sends_the_request_once_more(tmp_path: Path) -> None:
+    """A rotated ServiceAccount token (kubelet rewrites the file): the request is retried with
+    the new token, and later requests keep it."""
+    token = tmp_path / "token"
+    token.write_text("old\n")
+
+    async def rotate_then_get(gw: kube.Gateway, _: transport.Transport) -> Any:
+        await gw.get("v1", "Secret", "d", "a")  # authorized with "old"
+        token.write_text("new\n")
+        first = await gw.get("v1", "Secret", "d", "b")  # 401, then again with "new"
+        second = await gw.get("v1", "Secret", "d", "c")
+        return first, second
+
+    answers = [(200, {"n": 1}), status(401, "Unauthorized"), (200, {"n": 2}), (200, {"n": 3})]
+    got, server, counter = on_the_wire(answers, rotate_then_get, {"tokenFile": str(token)})
+    assert got == ({"n": 2}, {"n": 3})
+    sent = [(s.path.rsplit("/", 1)[1], s.headers["Authorization"]) for s in server.seen]
+    assert sent == [
+        ("a", "Bearer old"),
+        ("b", "Bearer old"),
+        ("b", "Bearer new"),
+        ("c", "Bearer new"),
+    ]
+    assert counter.reads == 4  # the retry is a request too
+
+
+def test_a_static_token_that_is_refused_is_an_error_not_a_loop() -> None:
+    with pytest.raises(ApiError) as raised:
+        on_the_wire([status(401, "Unauthorized")], lambda gw, _: gw.get("v1", "Secret", "d", "x"))
+    assert raised.value.status.code == 401
+
+
+def test_watch_lines_of_any_length_arrive_whole() -> None:
+    """A WATCH event of a large object is one long line, split across many reads."""
+    big = {"type": "ADDED", "object": {"metadata": {"name": "x" * 300_000}}}
+    small = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}
+    body = (json.dumps(big) + "\n\n" + json.dumps(small) + "\n").encode()
+
+    async def follow(_: kube.Gateway, http: transport.Transport) -> list[Any]:
+        async with http.stream("/api/v1/pods", {"watch": "true"}, 5.0) as (reply, lines):
+            assert reply.status == 200
+            return [json.loads(line) async for line in lines]
+
+    got, server, counter = on_the_wire([(200, body)], follow)
+    assert got == [big, small]
+    assert server.seen[0].query == {"watch": "true"}
+    assert counter.by_verb["WATCH"] == 1
+    assert counter.reads == 0

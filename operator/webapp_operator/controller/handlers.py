@@ -40,7 +40,7 @@ from webapp_operator.controller import kopf_patches, leader, metrics, reconcile,
 from webapp_operator.controller import sealing as sealing_keys
 from webapp_operator.domain import envrules, owned, render, revisions
 from webapp_operator.kube import client as kube
-from webapp_operator.kube import informer
+from webapp_operator.kube import informer, transport
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Runtime:
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics.Metrics(self.counter, lambda: len(self.queue))
         self.server: Any = None
+        self.transport: transport.Transport | None = None
         # Set while this replica may reconcile: always, unless leader election is on.
         self.leading = asyncio.Event()
         self.leading.set()
@@ -461,7 +462,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     configure(settings, namespaced=bool(memo.options.get("namespaces")))
     runtime = Runtime(memo.options)
     memo.runtime = runtime
-    api = kube.async_client(runtime.counter)
+    config = kube.load_config()
+    api = kube.async_client(runtime.counter, config)
+    runtime.transport = transport.Transport(config, runtime.counter)
     options = runtime.options
     await _ensure_namespace(api, options["operator_namespace"])
     snapshot_key = await _keys(api, options["operator_namespace"])
@@ -474,7 +477,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
             observers=indexes["observers"],
             workloads=runtime.workloads,
         ),
-        writer=kube.Gateway(api, runtime.counter, on_event=runtime.metrics.event),
+        writer=kube.Gateway(runtime.transport, on_event=runtime.metrics.event),
         clock=SystemClock(options.get("clock_offset_file")),
         settings=render.Settings(
             snapshot_key=snapshot_key,
@@ -651,3 +654,5 @@ async def cleanup(memo: Any, **_: Any) -> None:
         await runtime.election.release()
     if runtime.server is not None:
         await runtime.server.cleanup()
+    if runtime.transport is not None:
+        await runtime.transport.close()

@@ -32,6 +32,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 
 from webapp_operator import GROUP, KIND, PLURAL, VERSION
+from webapp_operator.kube import transport
 
 FIELD_MANAGER: Final = "webapp-operator"
 COMPONENT: Final = "webapp-operator"
@@ -188,21 +189,18 @@ def object_path(api_version: str, kind: str, namespace: str, name: str | None = 
 class Gateway:
     """The operations the controller performs, counted, on plain dicts.
 
-    Requests go through lightkube's own httpx client (its authentication, TLS and connection
-    pool, and the counting hook) as plain JSON: no response is decoded into lightkube's models,
-    which cost more CPU than the request itself for a Deployment (docs/performance.md).
-    Failures raise lightkube's `ApiError`, so callers test `status.code` as before.
+    Requests go through `transport.Transport` (aiohttp, with lightkube's TLS and authentication
+    settings) as plain JSON: no response is decoded into lightkube's models, which cost more
+    CPU than the request itself for a Deployment (docs/performance.md). Failures raise
+    lightkube's `ApiError`, so callers test `status.code` as everywhere else.
     """
 
     def __init__(
         self,
-        client: AsyncClient,
-        counter: RequestCounter,
+        http: transport.Http,
         on_event: Callable[[str, bool], None] | None = None,
     ) -> None:
-        self.client = client
-        self.http: httpx.AsyncClient = client._client._client
-        self.counter = counter
+        self.http = http
         self.on_event = on_event
 
     async def _send(
@@ -213,24 +211,23 @@ class Gateway:
         content_type: str = _JSON,
         params: Mapping[str, str] | None = None,
     ) -> None:
-        content = None if body is None else json.dumps(body, separators=(",", ":"))
-        headers = {"Content-Type": content_type} if content is not None else None
-        response = await self.http.request(
-            method, path, content=content, headers=headers, params=params
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        reply = await self.http.request(
+            method, path, content, content_type if content is not None else None, params
         )
-        if response.status_code >= 400:
-            raise _api_error(response)
+        if reply.status >= 400:
+            raise api_error(reply)
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """One object as a plain dict; None when it does not exist (a read, counted as one)."""
-        response = await self.http.request("GET", object_path(api_version, kind, namespace, name))
-        if response.status_code == 404:
+        reply = await self.http.request("GET", object_path(api_version, kind, namespace, name))
+        if reply.status == 404:
             return None
-        if response.status_code >= 400:
-            raise _api_error(response)
-        body: dict[str, Any] = response.json()
+        if reply.status >= 400:
+            raise api_error(reply)
+        body: dict[str, Any] = reply.json()
         return body
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
@@ -343,15 +340,21 @@ class Gateway:
             self.on_event(reason, warning)
 
 
-def _api_error(response: httpx.Response) -> ApiError:
-    """lightkube's error for a failed response; a body that is no Status becomes one."""
-    try:
-        return ApiError(request=response.request, response=response)
-    except (ValueError, TypeError, KeyError):
-        from lightkube.models.meta_v1 import Status
+def api_error(reply: transport.Reply) -> ApiError:
+    """lightkube's error for a failed reply; a body that is no Status becomes one (its code and
+    reason phrase only: a body is never put in an error, it may hold Secret data)."""
+    from lightkube.models.meta_v1 import Status
 
-        status = Status(code=response.status_code, reason=response.reason_phrase)
-        return ApiError(request=response.request, status=status)
+    status: Status | None = None
+    try:
+        body = reply.json()
+        if body.get("kind") == "Status":
+            status = Status(**{k: body.get(k) for k in ("code", "reason", "message")})
+    except (ValueError, TypeError, AttributeError):
+        status = None
+    if status is None or status.code is None:
+        status = Status(code=reply.status, reason=reply.reason, message=reply.reason)
+    return ApiError(status=status)
 
 
 def items_of(listing: Iterator[Any]) -> list[dict[str, Any]]:
