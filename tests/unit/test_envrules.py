@@ -527,7 +527,7 @@ def test_unknown_framework_option_in_secrets_is_invalid() -> None:
 
 
 def test_plain_framework_option_in_secrets_is_invalid() -> None:
-    with pytest.raises(InvalidConfig, match="flask-env is a plain framework option"):
+    with pytest.raises(InvalidConfig, match="flask-env: a plain framework option"):
         build(secrets={"flask-env": {"value": "x"}})
 
 
