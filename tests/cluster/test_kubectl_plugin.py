@@ -1,0 +1,110 @@
+"""`kubectl webapp` as a user runs it after `eval "$(make -s cluster-env)"`: the real kubectl of
+.devcluster/bin finds the plugin kubectl-webapp in the venv's bin through PATH alone.
+
+The shell starts from a PATH without the venv (as a user's login shell has), so only the exports
+of `make cluster-env` can put the plugin there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from lightkube import Client
+from tests.cluster import opkit
+from tests.cluster.support import DEVCLUSTER_BIN, REPO_ROOT
+
+from webapp_operator.cli import secrets as cli
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+
+BARE_PATH = "/usr/local/bin:/usr/bin:/bin"
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+
+
+@pytest.fixture(scope="module")
+def cluster_env() -> str:
+    """What `make -s cluster-env` prints."""
+    if not (DEVCLUSTER_BIN / "kubectl").exists():
+        pytest.skip("no .devcluster/bin/kubectl (make cluster-build)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    done = subprocess.run(
+        ["make", "-s", "--no-print-directory", "cluster-env"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def shell(cluster_env: str, kubeconfig: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """`command` in a bash that evaluated the exports (KUBECONFIG then pointed at the cluster
+    under test, which is the same file unless WEBAPP_TEST_KUBECONFIG names another)."""
+    script = f"{cluster_env}\nexport KUBECONFIG={shlex.quote(str(kubeconfig))}\n{command}"
+    env = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        ["bash", "-c", script],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def ok(cluster_env: str, kubeconfig: Path, command: str) -> str:
+    done = shell(cluster_env, kubeconfig, command)
+    assert done.returncode == 0, f"{command}: {done.stderr}"
+    return done.stdout
+
+
+def test_the_exports_put_kubectl_and_the_plugin_on_path(cluster_env: str, kubeconfig: Path) -> None:
+    found = ok(cluster_env, kubeconfig, "command -v kubectl kubectl-webapp").split()
+    assert found == [str(DEVCLUSTER_BIN / "kubectl"), str(VENV_BIN / "kubectl-webapp")]
+    plugins = ok(cluster_env, kubeconfig, "kubectl plugin list")
+    assert str(VENV_BIN / "kubectl-webapp") in plugins.splitlines()
+    usage = ok(cluster_env, kubeconfig, "kubectl webapp --help")
+    assert usage.startswith("usage: kubectl webapp")
+    assert "show-secret" in usage
+
+
+def test_kubectl_webapp_lists_secrets_of_the_cluster(
+    cluster_env: str, kubeconfig: Path, kube: Client, namespace: str
+) -> None:
+    opkit.install_crd(kube)  # `secrets` lists the WebApps observing each Secret
+    added = ok(
+        cluster_env, kubeconfig, f"kubectl webapp add-secret creds user=admin -n {namespace}"
+    )
+    assert added.strip() == f"{namespace}/creds"
+
+    table = ok(cluster_env, kubeconfig, f"kubectl webapp secrets -n {namespace}")
+    header, *rows = table.splitlines()
+    assert re.split(r"\s{3,}", header) == list(cli.SECRETS_HEADERS)
+    assert [re.split(r"\s{3,}", row)[:4] for row in rows] == [["creds", "-", "-", "never"]]
+    listing = json.loads(
+        ok(cluster_env, kubeconfig, f"kubectl webapp secrets -n {namespace} -o json")
+    )
+    assert list(listing) == [f"{namespace}/creds"]
+    assert "admin" not in table + json.dumps(listing)
+
+
+def test_without_the_venv_on_path_kubectl_has_no_webapp_command(
+    cluster_env: str, kubeconfig: Path
+) -> None:
+    """What the exports fix: kubectl alone does not know the command."""
+    only_tools = "\n".join(
+        line for line in cluster_env.splitlines() if not line.startswith("export PATH=")
+    )
+    done = shell(only_tools, kubeconfig, f"{DEVCLUSTER_BIN / 'kubectl'} webapp --help")
+    assert done.returncode != 0
+    assert 'unknown command "webapp"' in done.stderr
