@@ -76,6 +76,9 @@ def parse(*argv: str) -> dict[str, Any]:
             {"revisions": True, "reveal": True, "revision": 2, "output": "yaml"},
             id="show-everything",
         ),
+        pytest.param(
+            ["show-secret", "c", "-o", "table"], {"output": "table"}, id="show-as-a-table"
+        ),
         pytest.param(["remove-secret", "c"], {"revision": None}, id="remove-secret"),
         pytest.param(["remove-secret", "c", "--revision", "3"], {"revision": 3}, id="remove-rev"),
         pytest.param(
@@ -101,7 +104,7 @@ def test_arguments_parse(argv: list[str], expected: Mapping[str, Any]) -> None:
     [
         pytest.param(["show-secret", "c", "--revision", "0"], id="revision-zero"),
         pytest.param(["remove-secret", "c", "--revision", "latest"], id="revision-word"),
-        pytest.param(["show-secret", "c", "-o", "table"], id="show-has-no-table"),
+        pytest.param(["show-secret", "c", "-o", "wide"], id="show-unknown-output"),
         pytest.param(["grant-secret", "c"], id="grant-without-app"),
         pytest.param(["secrets", "-o", "wide"], id="unknown-output"),
     ],
@@ -710,6 +713,45 @@ def test_show_document_of_one_revision_with_content() -> None:
     assert document["expires"] == "2030-02-11T12:00:00Z"
     assert "revisions" not in document
     assert document["content"] == {"blob#base64": "/wA=", "password": "pw"}
+
+
+def test_show_table_is_the_row_of_the_secrets_table() -> None:
+    info = demo_info()
+
+    assert cli.show_table(info, NOW) == cli.secrets_table([info], NOW, all_namespaces=False)
+
+
+def test_show_table_with_revisions_and_content() -> None:
+    table = cli.show_table(
+        demo_info(),
+        NOW,
+        revision=2,
+        with_revisions=True,
+        content={"password": b"pw", "blob": b"\xff\x00"},
+    )
+
+    assert table.splitlines() == [
+        "NAME    REVISION   OBSERVERS                                       ROTATION   "
+        "NEXT ROTATION          EXPIRES                GRANTED                   AGE",
+        "creds   2          api(3), pinned(-), shop(2), tools/reporter(-)   monthly    "
+        "2030-02-10T12:00:00Z   2030-02-11T12:00:00Z   api,shop,tools/reporter   5d",
+        "",
+        "REVISION   CREATED                EXPIRES                TRACKED BY",
+        "1          2030-01-10T12:00:00Z   -                      -",
+        "2          2030-01-12T12:00:00Z   2030-02-11T12:00:00Z   shop",
+        "3          2030-01-14T12:00:00Z   2030-02-13T12:00:00Z   api",
+        "",
+        "KEY           VALUE",
+        "blob#base64   /wA=",
+        "password      pw",
+    ]
+
+
+def test_show_table_without_content_has_no_values() -> None:
+    table = cli.show_table(demo_info(), NOW, with_revisions=True)
+
+    assert SECRET_VALUE not in table
+    assert "KEY" not in table
 
 
 def test_show_document_without_content_has_no_values() -> None:

@@ -68,7 +68,7 @@ _DNS_SUBDOMAIN: Final = re.compile(
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 OUTPUTS: Final = ("table", "json", "yaml")
-SHOW_OUTPUTS: Final = ("yaml", "json")
+SHOW_OUTPUTS: Final = ("yaml", "json", "table")
 NONE: Final = "-"
 ROLE_VIEW: Final = "view"
 DEFAULT_WAIT_TIMEOUT: Final = 120.0
@@ -664,24 +664,67 @@ SECRETS_HEADERS: Final = (
 )
 
 
+def _secret_row(info: SecretInfo, now: datetime, revision: int | None = None) -> list[str]:
+    """The SECRETS_HEADERS cells of one secret, at revision `revision` (default: the latest)."""
+    shown = info.latest if revision is None else info.revision(revision)
+    return [
+        info.name,
+        str(shown.number) if shown else NONE,
+        format_observers(info.observers, info.namespace),
+        info.rotation,
+        _stamp(info.next_rotation) or NONE,
+        _stamp(shown.expires if shown else None) or NONE,
+        ",".join(info.grants) or NONE,
+        format_age(now - info.created) if info.created else NONE,
+    ]
+
+
 def secrets_table(infos: Sequence[SecretInfo], now: datetime, all_namespaces: bool) -> str:
     """The `secrets` table; a NAMESPACE column first with `-A`."""
     rows = []
     for info in infos:
-        latest = info.latest
-        row = [
-            info.name,
-            str(latest.number) if latest else NONE,
-            format_observers(info.observers, info.namespace),
-            info.rotation,
-            _stamp(info.next_rotation) or NONE,
-            _stamp(latest.expires if latest else None) or NONE,
-            ",".join(info.grants) or NONE,
-            format_age(now - info.created) if info.created else NONE,
-        ]
+        row = _secret_row(info, now)
         rows.append([info.namespace, *row] if all_namespaces else row)
     headers = ("NAMESPACE", *SECRETS_HEADERS) if all_namespaces else SECRETS_HEADERS
     return format_table(headers, rows)
+
+
+REVISIONS_HEADERS: Final = ("REVISION", "CREATED", "EXPIRES", "TRACKED BY")
+CONTENT_HEADERS: Final = ("KEY", "VALUE")
+
+
+def _tracked_by(info: SecretInfo, number: int) -> str:
+    apps = {o.relative_to(info.namespace) for o in info.observers if o.tracked == number}
+    return ", ".join(sorted(apps)) or NONE
+
+
+def show_table(
+    info: SecretInfo,
+    now: datetime,
+    *,
+    revision: int | None = None,
+    with_revisions: bool = False,
+    content: Mapping[str, bytes] | None = None,
+) -> str:
+    """`show-secret -o table`: the secret's row of the `secrets` table (at `revision`), then
+    with `with_revisions` one row per revision and the apps tracking it, then with `content`
+    (`--reveal`) one row per key. Tables are separated by a blank line."""
+    tables = [format_table(SECRETS_HEADERS, [_secret_row(info, now, revision)])]
+    if with_revisions:
+        rows = [
+            [
+                str(item.number),
+                _stamp(item.created) or NONE,
+                _stamp(item.expires) or NONE,
+                _tracked_by(info, item.number),
+            ]
+            for item in info.revisions
+        ]
+        tables.append(format_table(REVISIONS_HEADERS, rows))
+    if content is not None:
+        rows = [[key, value] for key, value in readable_content(content).items()]
+        tables.append(format_table(CONTENT_HEADERS, rows))
+    return "\n".join(tables)
 
 
 def info_document(
@@ -1205,6 +1248,14 @@ def run_show(args: argparse.Namespace, connect: Connector) -> int:
         msg = f"Secret {info.ref} has no revision {args.revision} (revisions: {existing})"
         raise CommandError(msg)
     content = _read_content(session, info, args.revision) if args.reveal else None
+    if args.output == "table":
+        for problem in info.problems:
+            _note(f"{info.ref}: {problem}")
+        table = show_table(
+            info, _now(), revision=args.revision, with_revisions=args.revisions, content=content
+        )
+        sys.stdout.write(table)
+        return 0
     document = info_document(
         info, revision=args.revision, with_revisions=args.revisions, content=content
     )
