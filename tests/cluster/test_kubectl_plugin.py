@@ -2,7 +2,8 @@
 .devcluster/bin finds the plugin kubectl-webapp in the venv's bin through PATH alone.
 
 The shell starts from a PATH without the venv (as a user's login shell has), so only the exports
-of `make cluster-env` can put the plugin there.
+of `make cluster-env` can put the plugin there. The last test drives the real operator with
+`kubectl webapp update-secret --wait`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from lightkube import Client
 from tests.cluster import opkit
-from tests.cluster.support import DEVCLUSTER_BIN, REPO_ROOT
+from tests.cluster.support import DEVCLUSTER_BIN, REPO_ROOT, BackgroundProcess
 
 from webapp_operator.cli import secrets as cli
 
@@ -108,3 +110,52 @@ def test_without_the_venv_on_path_kubectl_has_no_webapp_command(
     done = shell(only_tools, kubeconfig, f"{DEVCLUSTER_BIN / 'kubectl'} webapp --help")
     assert done.returncode != 0
     assert 'unknown command "webapp"' in done.stderr
+
+
+@pytest.fixture
+def kit(
+    kube: Client,
+    kubeconfig: Path,
+    namespace: str,
+    background: Callable[..., BackgroundProcess],
+) -> Iterator[opkit.Kit]:
+    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)
+
+
+def test_update_secret_wait_follows_the_automatic_observers_until_ready(
+    cluster_env: str, kubeconfig: Path, kit: opkit.Kit
+) -> None:
+    new_value = "n3w-Pa55w0rd-wait"
+    kit.start_operator()
+    kit.secret("creds", {"password": "0ld-Pa55w0rd-wait"}, grant="shop,audit")
+    for app, refresh in (("shop", "auto"), ("audit", "manual")):
+        kit.webapp(
+            app,
+            {
+                "framework": "go",
+                "image": f"{app}:1",
+                "processes": {"web": {}, "queue-worker": {}},
+                "secrets": {"credentials": {"secretName": "creds", "refresh": refresh}},
+            },
+        )
+    for app in ("shop", "audit"):
+        kit.wait_ready(app)
+    assert kit.tracked("shop", "credentials") == 1
+
+    out = ok(
+        cluster_env,
+        kubeconfig,
+        f"kubectl webapp update-secret creds password={new_value} --wait --timeout 120 "
+        f"-n {kit.namespace}",
+    )
+
+    ns = kit.namespace
+    lines = out.splitlines()
+    assert lines[0] == f"{ns}/creds updated: changed password"
+    assert lines[1] == f"waiting for {ns}/shop (credentials) to run a revision after 1"
+    assert lines[-1] == f"{ns}/shop: Ready on revision 2 (credentials)"
+    assert all("audit" not in line for line in lines)  # a manual observer is not waited for
+    assert new_value not in out
+    # What it printed is what the cluster holds: shop on revision 2 and Ready, audit behind.
+    assert (kit.tracked("shop", "credentials"), kit.ready("shop")) == (2, True)
+    assert kit.tracked("audit", "credentials") == 1
