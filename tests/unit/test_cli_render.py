@@ -200,10 +200,17 @@ def test_a_same_namespace_grant_does_not_cover_other_namespaces(
     assert "demo/shop" in err
 
 
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str) -> str:
-    """`write`, and its name relative to the working directory (as a user types it)."""
+def app_and_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: str, secret: str
+) -> list[str]:
+    """`-f app.yaml -f secret.yaml`, written in the working directory (as a user types them)."""
     monkeypatch.chdir(tmp_path)
-    return Path(write(tmp_path, name, text)).name
+    files = {"app.yaml": app, "secret.yaml": secret}
+    return [
+        arg
+        for name, text in files.items()
+        for arg in ("-f", Path(write(tmp_path, name, text)).name)
+    ]
 
 
 SECRET_KEY_SECRET = """
@@ -217,6 +224,9 @@ SECRET_KEY_SECRET = """
     stringData: %s
 """
 SHOP = "app.yaml document 1: WebApp demo/shop"
+KEY_ID_APP = APP.replace(
+    "credentials: {secretName: credentials}", "app-secret-key-id: {secretName: app-key}"
+)
 
 
 @pytest.mark.parametrize(
@@ -244,18 +254,14 @@ SHOP = "app.yaml document 1: WebApp demo/shop"
             id="secret-key-id-in-config",
         ),
         pytest.param(
-            APP.replace(
-                "credentials: {secretName: credentials}", "app-secret-key-id: {secretName: app-key}"
-            ),
+            KEY_ID_APP,
             SECRET_KEY_SECRET % "{value: hunter2-canary, other: hunter2-canary}",
             f"{SHOP}: spec.secrets.app-secret-key-id: Secret demo/app-key: must hold exactly "
             "one key, 'value' (the app's secret key); it holds 'other', 'value'",
             id="secret-key-id-two-keys",
         ),
         pytest.param(
-            APP.replace(
-                "credentials: {secretName: credentials}", "app-secret-key-id: {secretName: app-key}"
-            ),
+            KEY_ID_APP,
             SECRET_KEY_SECRET % '{value: ""}',
             f"{SHOP}: spec.secrets.app-secret-key-id: Secret demo/app-key: key 'value' is empty",
             id="secret-key-id-empty",
@@ -277,14 +283,7 @@ def test_errors_of_the_env_rules_name_the_file_webapp_field_and_secret(
     secret: str,
     expected: str,
 ) -> None:
-    status, out, err = run(
-        capsys,
-        "render",
-        "-f",
-        here(tmp_path, monkeypatch, "app.yaml", app),
-        "-f",
-        here(tmp_path, monkeypatch, "secret.yaml", secret),
-    )
+    status, out, err = run(capsys, "render", *app_and_secret(tmp_path, monkeypatch, app, secret))
     assert (status, out) == (1, "")
     assert err.startswith(f"error: {expected}"), err
     assert len(err.splitlines()) == 1, err
@@ -295,12 +294,7 @@ def test_a_secret_read_into_another_namespace_is_hinted_at(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = SECRET.replace("      namespace: demo\n", "") % ("shop", "password")
-    files = [
-        "-f",
-        here(tmp_path, monkeypatch, "app.yaml", APP),
-        "-f",
-        here(tmp_path, monkeypatch, "secret.yaml", secret),
-    ]
+    files = app_and_secret(tmp_path, monkeypatch, APP, secret)
     status, _, err = run(capsys, "render", *files)
     assert status == 1
     assert err.startswith(
@@ -320,13 +314,7 @@ def test_no_namespace_hint_when_every_secret_names_its_namespace(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = SECRET.replace("name: credentials", "name: other") % ("shop", "password")
-    files = [
-        "-f",
-        here(tmp_path, monkeypatch, "app.yaml", APP),
-        "-f",
-        here(tmp_path, monkeypatch, "secret.yaml", secret),
-    ]
-    status, _, err = run(capsys, "render", *files)
+    status, _, err = run(capsys, "render", *app_and_secret(tmp_path, monkeypatch, APP, secret))
     assert status == 1
     assert "Secret demo/credentials not found" in err
     assert "metadata.namespace" not in err

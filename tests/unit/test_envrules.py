@@ -717,7 +717,7 @@ def test_secret_key_secret_must_hold_exactly_value(content: dict[str, str], frag
 
 
 def test_secret_key_config_must_be_a_string() -> None:
-    with pytest.raises(InvalidConfig, match="config option app-secret-key must be"):
+    with pytest.raises(InvalidConfig, match="config option app-secret-key: must be"):
         build(config={"app-secret-key": 12345})
 
 

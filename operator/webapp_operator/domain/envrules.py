@@ -330,29 +330,29 @@ def _upper(part: str) -> str:
 # message reads `config option x: ...` or `secret option x: ...` as before.
 
 
-def config_field(option: str) -> str:
-    """The WebApp field of a config option (plain or framework)."""
-    return f"spec.config.{option}"
+def spec_field(section: Literal["config", "secrets", "integrations"], name: str) -> str:
+    """The WebApp field of an option or integration (`spec.secrets.credentials`); framework
+    options are config options."""
+    return f"spec.{section}.{name}"
 
 
-def secret_field(option: str) -> str:
-    """The WebApp field of a secret option."""
-    return f"spec.secrets.{option}"
+_E = TypeVar("_E", bound=WebAppError)
 
 
-def integration_field(name: str) -> str:
-    """The WebApp field of an integration."""
-    return f"spec.integrations.{name}"
+def _option_error(
+    error: type[_E], kind: Literal["config", "framework", "secret"], option: str, detail: str
+) -> _E:
+    """`<kind> option <option>: <detail>`, about the option's field (framework options are
+    set in spec.config; secret options in spec.secrets)."""
+    field = spec_field("secrets", option) if kind == "secret" else spec_field("config", option)
+    return error(f"{kind} option {option}: {detail}", field=field, detail=detail)
 
 
-def _config_error(option: str, detail: str) -> InvalidConfig:
-    return InvalidConfig(
-        f"config option {option}: {detail}", field=config_field(option), detail=detail
+def _unnameable(option: str) -> str:
+    return (
+        f"the option name {option!r} cannot form an environment variable name: use ASCII "
+        "letters, digits, '-' and '_'"
     )
-
-
-def _secret_error(error: type[WebAppError], option: str, detail: str) -> WebAppError:
-    return error(f"secret option {option}: {detail}", field=secret_field(option), detail=detail)
 
 
 def option_env_name(framework: Framework, option: str) -> str:
@@ -361,12 +361,7 @@ def option_env_name(framework: Framework, option: str) -> str:
     Raises InvalidConfig when the option name cannot form a variable name.
     """
     if not _NAME_PART.fullmatch(option):
-        detail = (
-            "the option name cannot form an environment variable name: use ASCII letters, "
-            "digits, '-' and '_'"
-        )
-        msg = f"config option {option!r}: {detail}"
-        raise InvalidConfig(msg, field=config_field(option), detail=detail)
+        raise _option_error(InvalidConfig, "config", option, _unnameable(option))
     return prefix(framework) + _upper(option)
 
 
@@ -376,19 +371,14 @@ def secret_env_name(framework: Framework, option: str, key: str) -> str:
     Raises InvalidSecretKey, naming the option and the key, when they cannot form a valid name.
     """
     if not _NAME_PART.fullmatch(option):
-        detail = (
-            "the option name cannot form an environment variable name: use ASCII letters, "
-            "digits, '-' and '_'"
-        )
-        msg = f"secret option {option!r}: {detail}"
-        raise InvalidSecretKey(msg, field=secret_field(option), detail=detail)
+        raise _option_error(InvalidSecretKey, "secret", option, _unnameable(option))
     if not _NAME_PART.fullmatch(key):
         shown = "an empty key" if not key else f"key {key!r}"
         detail = (
             f"{shown} cannot form an environment variable name; Secret keys must be ASCII "
             "letters, digits, '-' or '_' (no dots, spaces or other characters)"
         )
-        raise _secret_error(InvalidSecretKey, option, detail)
+        raise _option_error(InvalidSecretKey, "secret", option, detail)
     return f"{prefix(framework)}{_upper(option)}_{_upper(key)}"
 
 
@@ -465,10 +455,7 @@ Parser: TypeAlias = Callable[[str, JsonValue], _T]
 
 
 def _invalid(option: str, expectation: str) -> InvalidConfig:
-    detail = f"must be {expectation}"
-    return InvalidConfig(
-        f"framework option {option} {detail}", field=config_field(option), detail=detail
-    )
+    return _option_error(InvalidConfig, "framework", option, f"must be {expectation}")
 
 
 def _string(option: str, value: JsonValue) -> str:
@@ -744,9 +731,7 @@ def _secret_key(inputs: EnvInputs) -> tuple[str, str] | None:
             continue
         if not isinstance(value, str) or not value:
             detail = "must be a non-empty string (the app's secret key)"
-            raise InvalidConfig(
-                f"config option {option} {detail}", field=config_field(option), detail=detail
-            )
+            raise _option_error(InvalidConfig, "config", option, detail)
         found.append((value, _config_source(option)))
     for option in secret:
         data = inputs.secrets.get(option)
@@ -756,9 +741,9 @@ def _secret_key(inputs: EnvInputs) -> tuple[str, str] | None:
         if keys != [_SECRET_KEY_VALUE]:
             held = ", ".join(repr(k) for k in keys) if keys else "no keys"
             detail = f"must hold exactly one key, 'value' (the app's secret key); it holds {held}"
-            raise _secret_error(InvalidSecretKey, option, detail)
+            raise _option_error(InvalidSecretKey, "secret", option, detail)
         if not data[_SECRET_KEY_VALUE]:
-            raise _secret_error(InvalidSecretKey, option, "key 'value' is empty")
+            raise _option_error(InvalidSecretKey, "secret", option, "key 'value' is empty")
         found.append((data[_SECRET_KEY_VALUE], _secret_source(option, _SECRET_KEY_VALUE)))
     if len(found) > 1:
         sources = " and ".join(source for _, source in found)
@@ -1113,19 +1098,19 @@ def _check_framework_options(inputs: EnvInputs) -> None:
         if option in spec.secret_options:
             detail = (
                 "an option of type secret: reference a Secret holding one key, value, under "
-                f"{secret_field(option)} instead"
+                f"{spec_field('secrets', option)} instead"
             )
-            raise _config_error(option, detail)
+            raise _option_error(InvalidConfig, "config", option, detail)
         detail = f"unknown {framework} framework option; known options: {known}"
-        raise _config_error(option, detail)
+        raise _option_error(InvalidConfig, "config", option, detail)
     for option in sorted(inputs.secrets):
         if not is_framework_option(option, framework) or option in spec.secret_options:
             continue
         if option in spec.options:
-            detail = f"a plain framework option: set it under {config_field(option)}"
-            raise _secret_error(InvalidConfig, option, detail)
+            detail = f"a plain framework option: set it under {spec_field('config', option)}"
+            raise _option_error(InvalidConfig, "secret", option, detail)
         detail = f"unknown {framework} framework option; known options: {known}"
-        raise _secret_error(InvalidConfig, option, detail)
+        raise _option_error(InvalidConfig, "secret", option, detail)
 
 
 def _reserved_owner(framework: Framework, option: str) -> str | None:
@@ -1146,7 +1131,9 @@ def _config_layer(inputs: EnvInputs, drops: list[EnvNote]) -> _Layer:
         if is_framework_option(option, inputs.framework) or value is None:
             continue
         if not _is_json(value):
-            raise _config_error(option, "must be a string, number, boolean, list or map")
+            raise _option_error(
+                InvalidConfig, "config", option, "must be a string, number, boolean, list or map"
+            )
         name = option_env_name(inputs.framework, option)
         owner = _reserved_owner(inputs.framework, option)
         if owner is not None:
@@ -1195,7 +1182,9 @@ def _integration_layer(inputs: EnvInputs) -> _Layer:
             variables = _integration_variables(name, inputs.integrations[name], inputs)
         except WebAppError as error:
             detail = error.message.removeprefix(f"integration {name}: ")
-            raise type(error)(error.message, field=integration_field(name), detail=detail) from None
+            raise type(error)(
+                error.message, field=spec_field("integrations", name), detail=detail
+            ) from None
         for variable, value in sorted(variables.items()):
             layer.add(variable, value, _integration_source(name), sensitive=True)
     return layer

@@ -314,8 +314,10 @@ def env_inputs(inputs: RenderInputs, settings: Settings) -> envrules.EnvInputs:
 def _named(error: WebAppError, inputs: RenderInputs) -> WebAppError:
     """An error of the env rules naming the WebApp, and the Secret behind the field at fault
     (`WebApp demo/shop: spec.secrets.credentials: Secret demo/credentials: key 'a.b' ...`)."""
-    referents = {envrules.secret_field(o): ref for o, ref in inputs.secrets.items()}
-    referents |= {envrules.integration_field(n): ref for n, ref in inputs.integrations.items()}
+    referents = {envrules.spec_field("secrets", o): ref for o, ref in inputs.secrets.items()}
+    referents |= {
+        envrules.spec_field("integrations", n): ref for n, ref in inputs.integrations.items()
+    }
     ref = referents.get(error.field or "")
     referent = None if ref is None else f"Secret {ref.namespace}/{ref.name}"
     return error.named(f"WebApp {inputs.webapp.namespace}/{inputs.webapp.name}", referent)
