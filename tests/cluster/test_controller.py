@@ -8,8 +8,7 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from lightkube import ApiError, Client
@@ -34,16 +33,6 @@ SEED = {
     "config": {"greeting": "hello"},
     "secrets": {"credentials": {"secretName": "credentials"}},
 }
-
-
-@pytest.fixture
-def kit(
-    kube: Client,
-    kubeconfig: Path,
-    namespace: str,
-    background: Callable[..., BackgroundProcess],
-) -> Iterator[opkit.Kit]:
-    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)
 
 
 def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:

@@ -13,13 +13,12 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from lightkube import Client
 from tests.cluster import opkit
-from tests.cluster.support import DEVCLUSTER_BIN, REPO_ROOT, BackgroundProcess
+from tests.cluster.support import DEVCLUSTER_BIN, REPO_ROOT
 
 from webapp_operator.cli import secrets as cli
 
@@ -29,21 +28,20 @@ BARE_PATH = "/usr/local/bin:/usr/bin:/bin"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 
 
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`argv` in the repository with exactly `env`, its output captured as text."""
+    return subprocess.run(
+        argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster_env() -> str:
     """What `make -s cluster-env` prints."""
     if not (DEVCLUSTER_BIN / "kubectl").exists():
         pytest.skip("no .devcluster/bin/kubectl (make cluster-build)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
-    done = subprocess.run(
-        ["make", "-s", "--no-print-directory", "cluster-env"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = run(["make", "-s", "--no-print-directory", "cluster-env"], env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -52,16 +50,7 @@ def shell(cluster_env: str, kubeconfig: Path, command: str) -> subprocess.Comple
     """`command` in a bash that evaluated the exports (KUBECONFIG then pointed at the cluster
     under test, which is the same file unless WEBAPP_TEST_KUBECONFIG names another)."""
     script = f"{cluster_env}\nexport KUBECONFIG={shlex.quote(str(kubeconfig))}\n{command}"
-    env = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run(
-        ["bash", "-c", script],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run(["bash", "-c", script], {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", "/tmp")})
 
 
 def ok(cluster_env: str, kubeconfig: Path, command: str) -> str:
@@ -110,16 +99,6 @@ def test_without_the_venv_on_path_kubectl_has_no_webapp_command(
     done = shell(only_tools, kubeconfig, f"{DEVCLUSTER_BIN / 'kubectl'} webapp --help")
     assert done.returncode != 0
     assert 'unknown command "webapp"' in done.stderr
-
-
-@pytest.fixture
-def kit(
-    kube: Client,
-    kubeconfig: Path,
-    namespace: str,
-    background: Callable[..., BackgroundProcess],
-) -> Iterator[opkit.Kit]:
-    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)
 
 
 def test_update_secret_wait_follows_the_automatic_observers_until_ready(
