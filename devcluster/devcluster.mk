@@ -39,8 +39,8 @@ cluster-status: $(STAMP) ## show the local control plane's processes and health
 	@$(DEVCLUSTER) status
 
 .PHONY: cluster-env
-cluster-env: $(STAMP) ## print the exports (KUBECONFIG, PATH) for the local control plane
-	@$(DEVCLUSTER) env
+cluster-env: $(STAMP) ## print the exports (KUBECONFIG; PATH with .devcluster/bin and the venv's bin, for `kubectl webapp`)
+	@$(DEVCLUSTER) env --venv '$(abspath $(VENV))'
 
 .PHONY: test-cluster
 test-cluster: $(TEST_CLUSTER_DEPS) ## tests against a real API server (the local one unless WEBAPP_TEST_KUBECONFIG)

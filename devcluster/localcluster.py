@@ -48,6 +48,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIRNAME = ".devcluster"
+# The virtualenv of the top Makefile (its VENV, which `make cluster-env` passes as --venv): its
+# bin holds webapp-operator and the kubectl plugin kubectl-webapp.
+VENV_DIRNAME = ".venv"
 LOOPBACK = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: first address of SERVICE_CIDR
@@ -988,11 +991,15 @@ def status(repo_root: Path = REPO_ROOT) -> bool:
     return ok
 
 
-def env_lines(repo_root: Path = REPO_ROOT) -> list[str]:
+def env_lines(repo_root: Path = REPO_ROOT, venv: Path | None = None) -> list[str]:
+    """The exports that make the local control plane the current cluster: KUBECONFIG, and on
+    PATH the cluster's tools (kubectl, helm) and the venv's bin, where `kubectl webapp` finds
+    its plugin kubectl-webapp (and webapp-operator is)."""
     layout = Layout(repo_root.resolve())
+    venv_bin = (venv if venv is not None else layout.root / VENV_DIRNAME).resolve() / "bin"
     return [
         f"export KUBECONFIG={layout.kubeconfig}",
-        f"export PATH={layout.bin_dir}:$PATH",
+        f"export PATH={layout.bin_dir}:{venv_bin}:$PATH",
     ]
 
 
@@ -1001,6 +1008,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down", "status", "env"))
     parser.add_argument("--repo-root", type=Path, default=REPO_ROOT)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument(
+        "--venv", type=Path, default=None, help=f"env: the virtualenv (default: {VENV_DIRNAME})"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -1012,7 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return 0 if status(args.repo_root) else 1
         else:
-            print("\n".join(env_lines(args.repo_root)))
+            print("\n".join(env_lines(args.repo_root, args.venv)))
     except ClusterError as err:
         log(f"error: {err}")
         return 1

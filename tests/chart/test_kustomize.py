@@ -1,6 +1,7 @@
 """manifests/kustomize: generated from the chart, equal to it, and accepted by the API server.
 
-- base/: the cluster-wide install (`kubectl apply -k manifests/kustomize/base`);
+- base/: the cluster-wide install (`kubectl apply -k manifests/kustomize/base`, or of
+  `manifests/` itself, whose kustomization is that base: the path the docs give);
 - overlays/namespaced/: the namespaced install for ci/namespaced-values.yaml (team-a, team-b).
 """
 
@@ -20,6 +21,7 @@ from tests.chart import chartkit
 from tests.cluster import support
 
 BASE = chartkit.KUSTOMIZE_DIR / "base"
+ROOT = chartkit.KUSTOMIZE_DIR.parent  # manifests/
 NAMESPACED = chartkit.KUSTOMIZE_DIR / "overlays" / "namespaced"
 
 
@@ -49,8 +51,12 @@ def test_kustomize_tree_is_up_to_date() -> None:
 
 @pytest.mark.parametrize(
     ("directory", "objects"),
-    [(BASE, chartkit.cluster_wide_objects), (NAMESPACED, chartkit.namespaced_objects)],
-    ids=["base", "namespaced"],
+    [
+        (BASE, chartkit.cluster_wide_objects),
+        (ROOT, chartkit.cluster_wide_objects),
+        (NAMESPACED, chartkit.namespaced_objects),
+    ],
+    ids=["base", "manifests", "namespaced"],
 )
 def test_kustomize_build_equals_the_chart(directory: Path, objects: Any) -> None:
     built = chartkit.by_key(_kustomize(directory))
@@ -115,7 +121,9 @@ def install_namespaces(kube: Client) -> Iterator[None]:
 
 @pytest.mark.cluster
 @pytest.mark.usefixtures("install_namespaces")
-@pytest.mark.parametrize("directory", [BASE, NAMESPACED], ids=["base", "namespaced"])
+@pytest.mark.parametrize(
+    "directory", [BASE, ROOT, NAMESPACED], ids=["base", "manifests", "namespaced"]
+)
 def test_server_side_dry_run_accepts_it(directory: Path, kubeconfig: Path) -> None:
     flags = ["--server-side", "--dry-run=server", "--field-manager=webapp-operator-install"]
     done = subprocess.run(

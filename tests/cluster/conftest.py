@@ -12,6 +12,8 @@ Fixtures:
     tool_env            environment for subprocesses: KUBECONFIG, .devcluster/bin on PATH
     background          start(argv, name=..., env=...) -> BackgroundProcess, stopped at teardown
     service_account     make(name, namespace=None) -> ServiceAccountIdentity (token + client)
+    kit                 an opkit.Kit in the test's namespace (the CRD installed; the operator
+                        it starts is stopped at teardown)
 Helpers (import from tests.cluster.support): wait_for, BackgroundProcess, api_status, ...
 """
 
@@ -27,7 +29,7 @@ import pytest
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
-from tests.cluster import support
+from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, ServiceAccountIdentity
 
 ENV_KUBECONFIG = "WEBAPP_TEST_KUBECONFIG"
@@ -148,3 +150,13 @@ def service_account(
     yield make
     for identity in made:
         identity.client.close()
+
+
+@pytest.fixture
+def kit(
+    kube: Client,
+    kubeconfig: Path,
+    namespace: str,
+    background: BackgroundStarter,
+) -> Iterator[opkit.Kit]:
+    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)

@@ -7,8 +7,8 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import re
+from collections.abc import Callable
 
 import pytest
 from lightkube import ApiError, Client
@@ -33,16 +33,6 @@ SEED = {
     "config": {"greeting": "hello"},
     "secrets": {"credentials": {"secretName": "credentials"}},
 }
-
-
-@pytest.fixture
-def kit(
-    kube: Client,
-    kubeconfig: Path,
-    namespace: str,
-    background: Callable[..., BackgroundProcess],
-) -> Iterator[opkit.Kit]:
-    yield from opkit.kit_fixture(kube, namespace, background, kubeconfig)
 
 
 def test_seed_walkthrough_reaches_every_process(kit: opkit.Kit) -> None:
@@ -341,6 +331,13 @@ def test_secret_values_never_leak_at_debug(kit: opkit.Kit) -> None:
     assert any(s["metadata"]["name"].startswith("shop-env-") for s in kit.objects(Secret))
 
 
+def counted(text: str, series: str) -> float:
+    """The value of one sample of a /metrics page."""
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    assert found is not None, f"{series} not exposed"
+    return float(found.group(1))
+
+
 def test_metrics_and_health_endpoints(kit: opkit.Kit) -> None:
     kit.start_operator()
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
@@ -364,6 +361,11 @@ def test_metrics_and_health_endpoints(kit: opkit.Kit) -> None:
         "webapp_operator_ready 1.0",
     ):
         assert series in text, series
+    # The lifecycle counters move with their Events: revision 1 and 2 of credentials (and the
+    # app's own secret key), and at least the rollout to revision 2.
+    assert counted(text, "webapp_operator_revisions_created_total") >= 2
+    assert counted(text, "webapp_operator_rollouts_total") >= 1
+    assert counted(text, 'webapp_operator_errors_total{reason="SecretNotFound"}') == 0
     assert "shop" not in text  # no object names in labels: bounded series
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 

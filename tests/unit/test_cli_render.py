@@ -200,6 +200,126 @@ def test_a_same_namespace_grant_does_not_cover_other_namespaces(
     assert "demo/shop" in err
 
 
+def app_and_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: str, secret: str
+) -> list[str]:
+    """`-f app.yaml -f secret.yaml`, written in the working directory (as a user types them)."""
+    monkeypatch.chdir(tmp_path)
+    files = {"app.yaml": app, "secret.yaml": secret}
+    return [
+        arg
+        for name, text in files.items()
+        for arg in ("-f", Path(write(tmp_path, name, text)).name)
+    ]
+
+
+SECRET_KEY_SECRET = """
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: app-key
+      namespace: demo
+      labels: {twelvefactor.dev/secret: "true"}
+      annotations: {twelvefactor.dev/grant: shop}
+    stringData: %s
+"""
+SHOP = "app.yaml document 1: WebApp demo/shop"
+KEY_ID_APP = APP.replace(
+    "credentials: {secretName: credentials}", "app-secret-key-id: {secretName: app-key}"
+)
+
+
+@pytest.mark.parametrize(
+    ("app", "secret", "expected"),
+    [
+        pytest.param(
+            APP,
+            SECRET % ("shop", "foo.bar"),
+            f"{SHOP}: spec.secrets.credentials: Secret demo/credentials: key 'foo.bar' cannot "
+            "form an environment variable name;",
+            id="dotted-key",
+        ),
+        pytest.param(
+            APP,
+            SECRET % ("shop", '""'),
+            f"{SHOP}: spec.secrets.credentials: Secret demo/credentials: an empty key cannot "
+            "form an environment variable name;",
+            id="empty-key",
+        ),
+        pytest.param(
+            APP + "      config: {app-secret-key-id: app-key}\n",
+            SECRET % ("shop", "password"),
+            f"{SHOP}: spec.config.app-secret-key-id: an option of type secret: reference a "
+            "Secret holding one key, value, under spec.secrets.app-secret-key-id instead",
+            id="secret-key-id-in-config",
+        ),
+        pytest.param(
+            KEY_ID_APP,
+            SECRET_KEY_SECRET % "{value: hunter2-canary, other: hunter2-canary}",
+            f"{SHOP}: spec.secrets.app-secret-key-id: Secret demo/app-key: must hold exactly "
+            "one key, 'value' (the app's secret key); it holds 'other', 'value'",
+            id="secret-key-id-two-keys",
+        ),
+        pytest.param(
+            KEY_ID_APP,
+            SECRET_KEY_SECRET % '{value: ""}',
+            f"{SHOP}: spec.secrets.app-secret-key-id: Secret demo/app-key: key 'value' is empty",
+            id="secret-key-id-empty",
+        ),
+        pytest.param(
+            APP + "      integrations: {s3: {secretName: credentials}}\n",
+            SECRET % ("shop", "password"),
+            f"{SHOP}: spec.integrations.s3: Secret demo/credentials: its Secret lacks "
+            "access-key, secret-key, bucket",
+            id="integration-lacks-keys",
+        ),
+    ],
+)
+def test_errors_of_the_env_rules_name_the_file_webapp_field_and_secret(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    app: str,
+    secret: str,
+    expected: str,
+) -> None:
+    status, out, err = run(capsys, "render", *app_and_secret(tmp_path, monkeypatch, app, secret))
+    assert (status, out) == (1, "")
+    assert err.startswith(f"error: {expected}"), err
+    assert len(err.splitlines()) == 1, err
+    assert "hunter2-canary" not in err
+
+
+def test_a_secret_read_into_another_namespace_is_hinted_at(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = SECRET.replace("      namespace: demo\n", "") % ("shop", "password")
+    files = app_and_secret(tmp_path, monkeypatch, APP, secret)
+    status, _, err = run(capsys, "render", *files)
+    assert status == 1
+    assert err.startswith(
+        f"error: {SHOP}: spec.secrets.credentials: Secret demo/credentials not found"
+    ), err
+    assert (
+        "note: a Secret without metadata.namespace is read into namespace default (the "
+        "-n/--namespace value, 'default' unless given), not demo, as the one of "
+        "secret.yaml document 1 was: set its metadata.namespace to demo, or run render with "
+        "-n demo"
+    ) in err
+    status, _, err = run(capsys, "render", *files, "-n", "demo")
+    assert status == 0, err
+
+
+def test_no_namespace_hint_when_every_secret_names_its_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = SECRET.replace("name: credentials", "name: other") % ("shop", "password")
+    status, _, err = run(capsys, "render", *app_and_secret(tmp_path, monkeypatch, APP, secret))
+    assert status == 1
+    assert "Secret demo/credentials not found" in err
+    assert "metadata.namespace" not in err
+
+
 def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "crd")
     assert status == 0

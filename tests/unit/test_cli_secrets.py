@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from webapp_operator.cli import main
+from webapp_operator.cli import apps, main
 from webapp_operator.cli import secrets as cli
 from webapp_operator.domain import grants, revisions, schedule
 from webapp_operator.domain.errors import InvalidConfig
@@ -76,6 +76,19 @@ def parse(*argv: str) -> dict[str, Any]:
             {"revisions": True, "reveal": True, "revision": 2, "output": "yaml"},
             id="show-everything",
         ),
+        pytest.param(
+            ["show-secret", "c", "-o", "table"], {"output": "table"}, id="show-as-a-table"
+        ),
+        pytest.param(
+            ["update-secret", "c", "a=b", "--wait", "--timeout", "30"],
+            {"content": ["a=b"], "wait": True, "timeout": 30.0},
+            id="update-wait",
+        ),
+        pytest.param(
+            ["update-secret", "c", "a=b"],
+            {"wait": False, "timeout": cli.ROLLOUT_WAIT_TIMEOUT},
+            id="update-no-wait",
+        ),
         pytest.param(["remove-secret", "c"], {"revision": None}, id="remove-secret"),
         pytest.param(["remove-secret", "c", "--revision", "3"], {"revision": 3}, id="remove-rev"),
         pytest.param(
@@ -101,7 +114,7 @@ def test_arguments_parse(argv: list[str], expected: Mapping[str, Any]) -> None:
     [
         pytest.param(["show-secret", "c", "--revision", "0"], id="revision-zero"),
         pytest.param(["remove-secret", "c", "--revision", "latest"], id="revision-word"),
-        pytest.param(["show-secret", "c", "-o", "table"], id="show-has-no-table"),
+        pytest.param(["show-secret", "c", "-o", "wide"], id="show-unknown-output"),
         pytest.param(["grant-secret", "c"], id="grant-without-app"),
         pytest.param(["secrets", "-o", "wide"], id="unknown-output"),
     ],
@@ -712,6 +725,45 @@ def test_show_document_of_one_revision_with_content() -> None:
     assert document["content"] == {"blob#base64": "/wA=", "password": "pw"}
 
 
+def test_show_table_is_the_row_of_the_secrets_table() -> None:
+    info = demo_info()
+
+    assert cli.show_table(info, NOW) == cli.secrets_table([info], NOW, all_namespaces=False)
+
+
+def test_show_table_with_revisions_and_content() -> None:
+    table = cli.show_table(
+        demo_info(),
+        NOW,
+        revision=2,
+        with_revisions=True,
+        content={"password": b"pw", "blob": b"\xff\x00"},
+    )
+
+    assert table.splitlines() == [
+        "NAME    REVISION   OBSERVERS                                       ROTATION   "
+        "NEXT ROTATION          EXPIRES                GRANTED                   AGE",
+        "creds   2          api(3), pinned(-), shop(2), tools/reporter(-)   monthly    "
+        "2030-02-10T12:00:00Z   2030-02-11T12:00:00Z   api,shop,tools/reporter   5d",
+        "",
+        "REVISION   CREATED                EXPIRES                TRACKED BY",
+        "1          2030-01-10T12:00:00Z   -                      -",
+        "2          2030-01-12T12:00:00Z   2030-02-11T12:00:00Z   shop",
+        "3          2030-01-14T12:00:00Z   2030-02-13T12:00:00Z   api",
+        "",
+        "KEY           VALUE",
+        "blob#base64   /wA=",
+        "password      pw",
+    ]
+
+
+def test_show_table_without_content_has_no_values() -> None:
+    table = cli.show_table(demo_info(), NOW, with_revisions=True)
+
+    assert SECRET_VALUE not in table
+    assert "KEY" not in table
+
+
 def test_show_document_without_content_has_no_values() -> None:
     text = cli.dump({"demo/creds": cli.info_document(demo_info())}, "json")
 
@@ -791,3 +843,119 @@ def test_file_reader_reads_bytes(tmp_path: Path) -> None:
     path.write_bytes(b"\x00binary")
 
     assert cli.parse_content([f"k#file={path}"]) == {"k": b"\x00binary"}
+
+
+# --- update-secret --wait ----------------------------------------------------------------------
+
+
+def test_followers_are_the_automatic_unpinned_observers() -> None:
+    assert cli.followers("demo", "creds", WEBAPPS) == [
+        cli.Observer("demo", "api", "db", 3),
+        cli.Observer("tools", "reporter", "postgresql", None),
+    ]
+
+
+def app_status(
+    namespace: str, app: str, option: str, tracked: int | None, reason: str, updated: int
+) -> dict[str, Any]:
+    """What `apps.read_status` reads: a WebApp and its web Deployment, summarised."""
+    body = webapp(app, namespace, status=[{"option": option, "trackedRevision": tracked}])
+    body["metadata"]["generation"] = 2
+    body["status"].update(
+        observedGeneration=2,
+        conditions=[{"type": "Ready", "status": str(reason == "Available"), "reason": reason}],
+    )
+    deployment = {
+        "metadata": {"name": app, "labels": {"twelvefactor.dev/process": "web"}},
+        "spec": {"replicas": 2},
+        "status": {"updatedReplicas": updated, "availableReplicas": updated},
+    }
+    return apps.summary(body, [deployment])
+
+
+def test_update_wait_follows_each_automatic_observer_to_the_new_revision() -> None:
+    """Each app is Ready on revision 3 at first (the operator has not seen the update): the
+    wait goes on until it runs revision 4 (a newer one would do too)."""
+    script = {
+        ("demo", "api"): iter(
+            [
+                app_status("demo", "api", "db", 3, "Available", 2),
+                app_status("demo", "api", "db", 4, "RolloutInProgress", 1),
+                app_status("demo", "api", "db", 4, "Available", 2),
+            ]
+        ),
+        ("tools", "reporter"): iter(
+            [app_status("tools", "reporter", "postgresql", 5, "Available", 2)]
+        ),
+    }
+    lines: list[str] = []
+    clock = FakeClock()
+
+    status = cli.wait_for_followers(
+        lambda namespace, app: next(script[namespace, app]),
+        cli.followers("demo", "creds", WEBAPPS),
+        "demo/creds",
+        3,
+        60,
+        say=lines.append,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+    )
+
+    assert status == 0
+    assert lines == [
+        "waiting for demo/api (db) to run a revision after 3",
+        "demo/api: Ready=True (Available); web 2/2 updated, 2 available",
+        "demo/api: Ready=False (RolloutInProgress); web 1/2 updated, 1 available",
+        "demo/api: Ready=True (Available); web 2/2 updated, 2 available",
+        "demo/api: Ready on revision 4 (db)",
+        "waiting for tools/reporter (postgresql) to run a revision after 3",
+        "tools/reporter: Ready=True (Available); web 2/2 updated, 2 available",
+        "tools/reporter: Ready on revision 5 (postgresql)",
+    ]
+
+
+def test_update_wait_gives_up_at_the_timeout_for_all_apps() -> None:
+    clock = FakeClock()
+    stuck = app_status("demo", "api", "db", 3, "Available", 2)
+
+    with pytest.raises(cli.CommandError) as failed:
+        cli.wait_for_followers(
+            lambda namespace, app: stuck,
+            cli.followers("demo", "creds", WEBAPPS),
+            "demo/creds",
+            3,
+            5,
+            say=lambda _: None,
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+        )
+
+    assert "not Ready on a new revision of demo/creds after 5s (Available)" in failed.value.message
+    assert clock.now == 5.0
+
+
+def test_update_wait_stops_on_a_failure_the_wait_cannot_fix() -> None:
+    clock = FakeClock()
+    refused = app_status("demo", "api", "db", 3, "InvalidSecretKey", 2)
+
+    with pytest.raises(cli.CommandError, match=r"^InvalidSecretKey: "):
+        cli.wait_for_followers(
+            lambda namespace, app: refused,
+            cli.followers("demo", "creds", WEBAPPS),
+            "demo/creds",
+            3,
+            60,
+            say=lambda _: None,
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+        )
+    assert clock.now < 60
+
+
+def test_update_wait_without_followers_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    def unread(namespace: str, app: str) -> dict[str, Any]:
+        raise AssertionError(app)
+
+    assert cli.wait_for_followers(unread, [], "demo/creds", 3, 60) == 0
+    assert "no WebApp follows demo/creds automatically" in capsys.readouterr().err

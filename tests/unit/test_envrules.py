@@ -527,7 +527,7 @@ def test_unknown_framework_option_in_secrets_is_invalid() -> None:
 
 
 def test_plain_framework_option_in_secrets_is_invalid() -> None:
-    with pytest.raises(InvalidConfig, match="flask-env is a plain framework option"):
+    with pytest.raises(InvalidConfig, match="flask-env: a plain framework option"):
         build(secrets={"flask-env": {"value": "x"}})
 
 
@@ -717,7 +717,7 @@ def test_secret_key_secret_must_hold_exactly_value(content: dict[str, str], frag
 
 
 def test_secret_key_config_must_be_a_string() -> None:
-    with pytest.raises(InvalidConfig, match="config option app-secret-key must be"):
+    with pytest.raises(InvalidConfig, match="config option app-secret-key: must be"):
         build(config={"app-secret-key": 12345})
 
 

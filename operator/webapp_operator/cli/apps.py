@@ -4,6 +4,7 @@
 changes (processes updated/available, the Ready reason), and ends when the app is Ready for
 its current generation (exit 0), when it fails for a reason a wait cannot fix, such as a
 missing grant (exit 1, with the condition's message, which says what to do), or at the timeout.
+`update-secret --wait` follows each observer with the same `read_status` and `follow`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import yaml
+from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 
@@ -102,8 +104,11 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     interval: float = 1.0,
     grace: float = 10.0,
+    until: Callable[[Mapping[str, Any]], bool] = done,
+    goal: str = "Ready",
 ) -> dict[str, Any]:
-    """Poll `read` until the app is Ready; print each new progress line.
+    """Poll `read` until `until` holds (default: the app is Ready for its current
+    generation); print each new progress line. `goal` says what was awaited on timeout.
 
     A failure ends the wait only once it has lasted `grace` seconds: right after a fix (a new
     grant, say) the operator may not have looked yet.
@@ -117,7 +122,7 @@ def follow(
         if line != last:
             say(line)
             last = line
-        if done(info):
+        if until(info):
             return info
         try:
             check_failed(info)
@@ -128,11 +133,27 @@ def follow(
                 raise
         if clock() >= deadline:
             msg = (
-                f"not Ready after {timeout:g}s ({info['reason'] or 'no status yet'}); is the "
+                f"not {goal} after {timeout:g}s ({info['reason'] or 'no status yet'}); is the "
                 "operator running? `kubectl describe webapp` shows its conditions and Events"
             )
             raise StatusError(msg)
         sleep(interval)
+
+
+def read_status(client: Client, namespace: str, app: str) -> dict[str, Any]:
+    """The `summary` of WebApp `namespace/app` as the cluster has it now."""
+    try:
+        webapp = _as_dict(client.get(kube.WebAppResource, app, namespace=namespace))
+    except ApiError as error:
+        if error.status.code == 404:
+            msg = f"WebApp {namespace}/{app} not found"
+            raise StatusError(msg) from None
+        raise
+    selector: Any = {"twelvefactor.dev/webapp": app}
+    deployments = [
+        _as_dict(d) for d in client.list(Deployment, namespace=namespace, labels=selector)
+    ]
+    return summary(webapp, deployments)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -140,18 +161,7 @@ def run_status(args: argparse.Namespace) -> int:
     namespace = args.namespace or client.namespace
 
     def read() -> dict[str, Any]:
-        try:
-            webapp = _as_dict(client.get(kube.WebAppResource, args.app, namespace=namespace))
-        except ApiError as error:
-            if error.status.code == 404:
-                msg = f"WebApp {namespace}/{args.app} not found"
-                raise StatusError(msg) from None
-            raise
-        selector: Any = {"twelvefactor.dev/webapp": args.app}
-        deployments = [
-            _as_dict(d) for d in client.list(Deployment, namespace=namespace, labels=selector)
-        ]
-        return summary(webapp, deployments)
+        return read_status(client, namespace, args.app)
 
     try:
         info = (

@@ -39,6 +39,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
+from webapp_operator.cli import apps
 from webapp_operator.domain import grants, observe, owned, revisions, schedule, sealing
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
@@ -68,10 +69,12 @@ _DNS_SUBDOMAIN: Final = re.compile(
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 OUTPUTS: Final = ("table", "json", "yaml")
-SHOW_OUTPUTS: Final = ("yaml", "json")
+SHOW_OUTPUTS: Final = ("yaml", "json", "table")
 NONE: Final = "-"
 ROLE_VIEW: Final = "view"
 DEFAULT_WAIT_TIMEOUT: Final = 120.0
+# `update-secret --wait` follows rollouts, which take as long as `status --wait` allows.
+ROLLOUT_WAIT_TIMEOUT: Final = 300.0
 EXIT_INTERRUPTED: Final = 130
 WAIT_INTERVAL: Final = 1.0
 
@@ -483,6 +486,22 @@ def observers_of(namespace: str, name: str, webapps: Iterable[Mapping[str, Any]]
     return sorted(found)
 
 
+def followers(namespace: str, name: str, webapps: Iterable[Mapping[str, Any]]) -> list[Observer]:
+    """The observers of `namespace/name` that move to a new revision by themselves: `refresh:
+    auto` (the default) and no pinned revision."""
+    manual = {
+        (_meta(w).get("namespace", ""), _meta(w).get("name", ""), option)
+        for w in webapps
+        for option, ref in secret_options(w).items()
+        if ref.get("refresh") == "manual"
+    }
+    return [
+        o
+        for o in observers_of(namespace, name, webapps)
+        if o.pinned is None and (o.namespace, o.app, o.option) not in manual
+    ]
+
+
 def format_observers(observers: Sequence[Observer], namespace: str) -> str:
     """`shop(2), tools/api(3)`: each app with the revision it tracks (`-` when none yet)."""
     seen: list[str] = []
@@ -664,24 +683,67 @@ SECRETS_HEADERS: Final = (
 )
 
 
+def _secret_row(info: SecretInfo, now: datetime, revision: int | None = None) -> list[str]:
+    """The SECRETS_HEADERS cells of one secret, at revision `revision` (default: the latest)."""
+    shown = info.latest if revision is None else info.revision(revision)
+    return [
+        info.name,
+        str(shown.number) if shown else NONE,
+        format_observers(info.observers, info.namespace),
+        info.rotation,
+        _stamp(info.next_rotation) or NONE,
+        _stamp(shown.expires if shown else None) or NONE,
+        ",".join(info.grants) or NONE,
+        format_age(now - info.created) if info.created else NONE,
+    ]
+
+
 def secrets_table(infos: Sequence[SecretInfo], now: datetime, all_namespaces: bool) -> str:
     """The `secrets` table; a NAMESPACE column first with `-A`."""
     rows = []
     for info in infos:
-        latest = info.latest
-        row = [
-            info.name,
-            str(latest.number) if latest else NONE,
-            format_observers(info.observers, info.namespace),
-            info.rotation,
-            _stamp(info.next_rotation) or NONE,
-            _stamp(latest.expires if latest else None) or NONE,
-            ",".join(info.grants) or NONE,
-            format_age(now - info.created) if info.created else NONE,
-        ]
+        row = _secret_row(info, now)
         rows.append([info.namespace, *row] if all_namespaces else row)
     headers = ("NAMESPACE", *SECRETS_HEADERS) if all_namespaces else SECRETS_HEADERS
     return format_table(headers, rows)
+
+
+REVISIONS_HEADERS: Final = ("REVISION", "CREATED", "EXPIRES", "TRACKED BY")
+CONTENT_HEADERS: Final = ("KEY", "VALUE")
+
+
+def _tracked_by(info: SecretInfo, number: int) -> str:
+    apps = {o.relative_to(info.namespace) for o in info.observers if o.tracked == number}
+    return ", ".join(sorted(apps)) or NONE
+
+
+def show_table(
+    info: SecretInfo,
+    now: datetime,
+    *,
+    revision: int | None = None,
+    with_revisions: bool = False,
+    content: Mapping[str, bytes] | None = None,
+) -> str:
+    """`show-secret -o table`: the secret's row of the `secrets` table (at `revision`), then
+    with `with_revisions` one row per revision and the apps tracking it, then with `content`
+    (`--reveal`) one row per key. Tables are separated by a blank line."""
+    tables = [format_table(SECRETS_HEADERS, [_secret_row(info, now, revision)])]
+    if with_revisions:
+        rows = [
+            [
+                str(item.number),
+                _stamp(item.created) or NONE,
+                _stamp(item.expires) or NONE,
+                _tracked_by(info, item.number),
+            ]
+            for item in info.revisions
+        ]
+        tables.append(format_table(REVISIONS_HEADERS, rows))
+    if content is not None:
+        rows = [[key, value] for key, value in readable_content(content).items()]
+        tables.append(format_table(CONTENT_HEADERS, rows))
+    return "\n".join(tables)
 
 
 def info_document(
@@ -1048,6 +1110,8 @@ def run_update(args: argparse.Namespace, connect: Connector) -> int:
     if plan.empty:
         print(f"{ref} unchanged: it already has this content and these settings")
         return 0
+    # Read before the write: the revision the new content must come after, and who follows.
+    before = _latest_revision(session, args.name) if args.wait else None
     patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
     if plan.annotations:
         patch["metadata"]["annotations"] = plan.annotations
@@ -1055,6 +1119,81 @@ def run_update(args: argparse.Namespace, connect: Connector) -> int:
         patch["data"] = plan.data
     _merge_patch(session, args.name, patch)
     print(f"{ref} updated: {'; '.join(plan.changes)}")
+    if not args.wait:
+        return 0
+    if not plan.data:
+        _note("the content did not change, so there is no new revision to wait for")
+        return 0
+    scan = find_webapps(session, _granted_namespaces(secret))
+    return wait_for_followers(
+        functools.partial(apps.read_status, session.client),
+        followers(session.namespace, args.name, scan.webapps),
+        ref,
+        before,
+        args.timeout,
+    )
+
+
+def _latest_revision(session: Session, name: str) -> int | None:
+    found = list_revisions(session, session.namespace, name).get((session.namespace, name), [])
+    return max((r.number for r in found), default=None)
+
+
+def moved_past(option: str, before: int | None) -> Callable[[Mapping[str, Any]], bool]:
+    """`apps.follow`'s goal for one observer of an updated Secret: its option tracks a revision
+    newer than `before` (the latest before the update), and the app is Ready on it."""
+
+    def reached(info: Mapping[str, Any]) -> bool:
+        tracked = (info["secrets"].get(option) or {}).get("tracked")
+        newer = isinstance(tracked, int) and (before is None or tracked > before)
+        return newer and apps.done(info)
+
+    return reached
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def wait_for_followers(
+    read: Callable[[str, str], dict[str, Any]],
+    observers: Sequence[Observer],
+    ref: str,
+    before: int | None,
+    timeout: float,
+    say: Callable[[str], None] = _say,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Follow, one after the other (they roll out at once), every observer that tracks the
+    Secret automatically until it runs a revision newer than `before`, printing progress as
+    `status --wait` does (`read(namespace, app)` is `apps.read_status`); `timeout` bounds the
+    whole wait."""
+    if not observers:
+        _note(f"no WebApp follows {ref} automatically (refresh: auto, no pin): nothing to wait for")
+        return 0
+    deadline = clock() + timeout
+    after = f"after {before}" if before is not None else "of it"
+    try:
+        for observer in observers:
+            app = f"{observer.namespace}/{observer.app}"
+            say(f"waiting for {app} ({observer.option}) to run a revision {after}")
+            info = apps.follow(
+                functools.partial(read, observer.namespace, observer.app),
+                max(0.0, deadline - clock()),
+                say,
+                clock=clock,
+                sleep=sleep,
+                until=moved_past(observer.option, before),
+                goal=f"Ready on a new revision of {ref}",
+            )
+            tracked = info["secrets"][observer.option]["tracked"]
+            say(f"{app}: Ready on revision {tracked} ({observer.option})")
+    except apps.StatusError as error:
+        raise CommandError(str(error)) from None
+    except KeyboardInterrupt:
+        _note("stopped waiting; the operator goes on with the rollout")
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -1205,6 +1344,14 @@ def run_show(args: argparse.Namespace, connect: Connector) -> int:
         msg = f"Secret {info.ref} has no revision {args.revision} (revisions: {existing})"
         raise CommandError(msg)
     content = _read_content(session, info, args.revision) if args.reveal else None
+    if args.output == "table":
+        for problem in info.problems:
+            _note(f"{info.ref}: {problem}")
+        table = show_table(
+            info, _now(), revision=args.revision, with_revisions=args.revisions, content=content
+        )
+        sys.stdout.write(table)
+        return 0
     document = info_document(
         info, revision=args.revision, with_revisions=args.revisions, content=content
     )
@@ -1415,6 +1562,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     update.add_argument("name", metavar="NAME")
     _content_args(update, required=False)
     _schedule_args(update, clearable=True)
+    update.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the rollout of every WebApp that tracks the secret automatically until "
+        "it is Ready on the new revision",
+    )
+    update.add_argument(
+        "--timeout",
+        type=float,
+        default=ROLLOUT_WAIT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long --wait waits in all (default {ROLLOUT_WAIT_TIMEOUT:g})",
+    )
     _namespace_arg(update)
     _intermixed(update).set_defaults(handler=run_update)
 

@@ -10,6 +10,10 @@ One small aiohttp server (aiohttp comes with Kopf) serves:
 Label values come from fixed, small sets (reconcile kinds, Event reasons, request kinds), never
 from object names or values: the series count does not grow with the cluster, and no secret
 value can reach a label.
+
+The lifecycle counters (rollouts, revisions created and removed, rotations due, revisions
+expired, errors by reason) are fed where `webapp_operator_events_total` is: by each Event the
+operator posts (the gateway's `on_event`), so a counter moves exactly when its Event is told.
 """
 
 from __future__ import annotations
@@ -39,14 +43,34 @@ KNOWN_REASONS: Final = frozenset(
         reasons.SECRET_CHANGED,
         reasons.SECRET_REFRESHED,
         reasons.ROLLOUT_STARTED,
-        reasons.SECRET_NOT_FOUND,
-        reasons.SECRET_NOT_GRANTED,
-        reasons.INVALID_SECRET_KEY,
-        reasons.INVALID_CONFIG,
-        reasons.REVISION_NOT_FOUND,
         reasons.UNSEAL_FAILED,
+        *reasons.FAILURE_REASONS,
     }
 )
+# The Event reason that each lifecycle counter counts: (metric name, help).
+LIFECYCLE: Final = {
+    reasons.ROLLOUT_STARTED: (
+        "webapp_operator_rollouts",
+        "Rollouts started: a WebApp's processes moving to a new environment (RolloutStarted)",
+    ),
+    reasons.REVISION_CREATED: (
+        "webapp_operator_revisions_created",
+        "Secret revisions created (RevisionCreated)",
+    ),
+    reasons.REVISION_REMOVED: (
+        "webapp_operator_revisions_removed",
+        "Secret revisions removed: not the latest, tracked by no app, used by no pod "
+        "(RevisionRemoved)",
+    ),
+    reasons.ROTATION_DUE: (
+        "webapp_operator_rotations_due",
+        "Secrets whose rotation fell due, each time it did (RotationDue)",
+    ),
+    reasons.EXPIRED: (
+        "webapp_operator_revisions_expired",
+        "Secret revisions that expired (Expired)",
+    ),
+}
 
 
 class _Requests(Collector):
@@ -101,6 +125,19 @@ class Metrics:
             ["reason", "type"],
             registry=self.registry,
         )
+        self.lifecycle = {
+            reason: Counter(name, documentation, registry=self.registry)
+            for reason, (name, documentation) in LIFECYCLE.items()
+        }
+        self.errors = Counter(
+            "webapp_operator_errors",
+            "Failures reported, by condition reason: each new Ready=False failure of a WebApp "
+            "(and each Secret holding a revision's name), as its Warning Event is posted",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in sorted(reasons.FAILURE_REASONS):
+            self.errors.labels(reason=reason)  # every series from the start, at 0
         self.ready = Gauge(
             "webapp_operator_ready", "1 once the indexes are populated", registry=self.registry
         )
@@ -108,8 +145,14 @@ class Metrics:
         self.registry.register(_Queue(queue_depth))
 
     def event(self, reason: str, warning: bool) -> None:
+        """Count an Event the operator posted (the gateway's `on_event`)."""
         label = reason if reason in KNOWN_REASONS else "Other"
         self.events.labels(reason=label, type="Warning" if warning else "Normal").inc()
+        counter = self.lifecycle.get(reason)
+        if counter is not None:
+            counter.inc()
+        if reason in reasons.FAILURE_REASONS:
+            self.errors.labels(reason=reason).inc()
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -325,17 +325,43 @@ def _upper(part: str) -> str:
     return part.replace("-", "_").upper()
 
 
+# Errors about one option name its field, so that a caller which knows the WebApp (and the
+# Secret behind a secret option) can name them too (`WebAppError.named`); standalone, the
+# message reads `config option x: ...` or `secret option x: ...` as before.
+
+
+def spec_field(section: Literal["config", "secrets", "integrations"], name: str) -> str:
+    """The WebApp field of an option or integration (`spec.secrets.credentials`); framework
+    options are config options."""
+    return f"spec.{section}.{name}"
+
+
+_E = TypeVar("_E", bound=WebAppError)
+
+
+def _option_error(
+    error: type[_E], kind: Literal["config", "framework", "secret"], option: str, detail: str
+) -> _E:
+    """`<kind> option <option>: <detail>`, about the option's field (framework options are
+    set in spec.config; secret options in spec.secrets)."""
+    field = spec_field("secrets", option) if kind == "secret" else spec_field("config", option)
+    return error(f"{kind} option {option}: {detail}", field=field, detail=detail)
+
+
+def _unnameable(option: str) -> str:
+    return (
+        f"the option name {option!r} cannot form an environment variable name: use ASCII "
+        "letters, digits, '-' and '_'"
+    )
+
+
 def option_env_name(framework: Framework, option: str) -> str:
     """The variable of a user option: `some-name` -> `<PREFIX>SOME_NAME`.
 
     Raises InvalidConfig when the option name cannot form a variable name.
     """
     if not _NAME_PART.fullmatch(option):
-        msg = (
-            f"config option {option!r} cannot form an environment variable name: use ASCII "
-            "letters, digits, '-' and '_'"
-        )
-        raise InvalidConfig(msg)
+        raise _option_error(InvalidConfig, "config", option, _unnameable(option))
     return prefix(framework) + _upper(option)
 
 
@@ -345,19 +371,14 @@ def secret_env_name(framework: Framework, option: str, key: str) -> str:
     Raises InvalidSecretKey, naming the option and the key, when they cannot form a valid name.
     """
     if not _NAME_PART.fullmatch(option):
-        msg = (
-            f"secret option {option!r} cannot form an environment variable name: use ASCII "
-            "letters, digits, '-' and '_'"
-        )
-        raise InvalidSecretKey(msg)
+        raise _option_error(InvalidSecretKey, "secret", option, _unnameable(option))
     if not _NAME_PART.fullmatch(key):
         shown = "an empty key" if not key else f"key {key!r}"
-        msg = (
-            f"secret option {option}: {shown} cannot form an environment variable name; "
-            "Secret keys must be ASCII letters, digits, '-' or '_' (no dots, spaces or other "
-            "characters)"
+        detail = (
+            f"{shown} cannot form an environment variable name; Secret keys must be ASCII "
+            "letters, digits, '-' or '_' (no dots, spaces or other characters)"
         )
-        raise InvalidSecretKey(msg)
+        raise _option_error(InvalidSecretKey, "secret", option, detail)
     return f"{prefix(framework)}{_upper(option)}_{_upper(key)}"
 
 
@@ -434,7 +455,7 @@ Parser: TypeAlias = Callable[[str, JsonValue], _T]
 
 
 def _invalid(option: str, expectation: str) -> InvalidConfig:
-    return InvalidConfig(f"framework option {option} must be {expectation}")
+    return _option_error(InvalidConfig, "framework", option, f"must be {expectation}")
 
 
 def _string(option: str, value: JsonValue) -> str:
@@ -709,8 +730,8 @@ def _secret_key(inputs: EnvInputs) -> tuple[str, str] | None:
         if value is None:
             continue
         if not isinstance(value, str) or not value:
-            msg = f"config option {option} must be a non-empty string (the app's secret key)"
-            raise InvalidConfig(msg)
+            detail = "must be a non-empty string (the app's secret key)"
+            raise _option_error(InvalidConfig, "config", option, detail)
         found.append((value, _config_source(option)))
     for option in secret:
         data = inputs.secrets.get(option)
@@ -719,14 +740,10 @@ def _secret_key(inputs: EnvInputs) -> tuple[str, str] | None:
         keys = sorted(data)
         if keys != [_SECRET_KEY_VALUE]:
             held = ", ".join(repr(k) for k in keys) if keys else "no keys"
-            msg = (
-                f"secret option {option} must hold exactly one key, 'value' (the app's secret "
-                f"key); its Secret holds {held}"
-            )
-            raise InvalidSecretKey(msg)
+            detail = f"must hold exactly one key, 'value' (the app's secret key); it holds {held}"
+            raise _option_error(InvalidSecretKey, "secret", option, detail)
         if not data[_SECRET_KEY_VALUE]:
-            msg = f"secret option {option}: key 'value' is empty"
-            raise InvalidSecretKey(msg)
+            raise _option_error(InvalidSecretKey, "secret", option, "key 'value' is empty")
         found.append((data[_SECRET_KEY_VALUE], _secret_source(option, _SECRET_KEY_VALUE)))
     if len(found) > 1:
         sources = " and ".join(source for _, source in found)
@@ -1079,21 +1096,21 @@ def _check_framework_options(inputs: EnvInputs) -> None:
         if not is_framework_option(option, framework) or option in spec.options:
             continue
         if option in spec.secret_options:
-            msg = (
-                f"config option {option} is an option of type secret: reference a Secret "
-                "holding one key, value, under spec.secrets instead"
+            detail = (
+                "an option of type secret: reference a Secret holding one key, value, under "
+                f"{spec_field('secrets', option)} instead"
             )
-            raise InvalidConfig(msg)
-        msg = f"unknown {framework} framework option {option} in config; known options: {known}"
-        raise InvalidConfig(msg)
+            raise _option_error(InvalidConfig, "config", option, detail)
+        detail = f"unknown {framework} framework option; known options: {known}"
+        raise _option_error(InvalidConfig, "config", option, detail)
     for option in sorted(inputs.secrets):
         if not is_framework_option(option, framework) or option in spec.secret_options:
             continue
         if option in spec.options:
-            msg = f"secret option {option} is a plain framework option: set it under spec.config"
-            raise InvalidConfig(msg)
-        msg = f"unknown {framework} framework option {option} in secrets; known options: {known}"
-        raise InvalidConfig(msg)
+            detail = f"a plain framework option: set it under {spec_field('config', option)}"
+            raise _option_error(InvalidConfig, "secret", option, detail)
+        detail = f"unknown {framework} framework option; known options: {known}"
+        raise _option_error(InvalidConfig, "secret", option, detail)
 
 
 def _reserved_owner(framework: Framework, option: str) -> str | None:
@@ -1114,8 +1131,9 @@ def _config_layer(inputs: EnvInputs, drops: list[EnvNote]) -> _Layer:
         if is_framework_option(option, inputs.framework) or value is None:
             continue
         if not _is_json(value):
-            msg = f"config option {option} must be a string, number, boolean, list or map"
-            raise InvalidConfig(msg)
+            raise _option_error(
+                InvalidConfig, "config", option, "must be a string, number, boolean, list or map"
+            )
         name = option_env_name(inputs.framework, option)
         owner = _reserved_owner(inputs.framework, option)
         if owner is not None:
@@ -1160,7 +1178,13 @@ def _framework_layer(inputs: EnvInputs, base_url: str, port: tuple[int, str]) ->
 def _integration_layer(inputs: EnvInputs) -> _Layer:
     layer = _Layer(InvalidConfig)
     for name in sorted(inputs.integrations):
-        variables = _integration_variables(name, inputs.integrations[name], inputs)
+        try:
+            variables = _integration_variables(name, inputs.integrations[name], inputs)
+        except WebAppError as error:
+            detail = error.message.removeprefix(f"integration {name}: ")
+            raise type(error)(
+                error.message, field=spec_field("integrations", name), detail=detail
+            ) from None
         for variable, value in sorted(variables.items()):
             layer.add(variable, value, _integration_source(name), sensitive=True)
     return layer

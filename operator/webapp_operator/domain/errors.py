@@ -14,9 +14,27 @@ class WebAppError(Exception):
 
     reason: str = reasons.INVALID_CONFIG
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # Set by a raiser that knows the spec field at fault but not the object (the env rules
+        # see options, not WebApps): `field` is its path (`spec.secrets.credentials`), `detail`
+        # the message relative to it. A caller that knows the object names both with `named`.
+        self.field = field
+        self.detail = message if detail is None else detail
+
+    def named(self, subject: str, referent: str | None = None) -> WebAppError:
+        """This error, of the same class, as `<subject>: <field>: [<referent>: ]<detail>`, or
+        `<subject>: <message>` when no field is known. `subject` names the object
+        (`WebApp ns/name`), `referent` what the field refers to (`Secret ns/name`)."""
+        if self.field is None:
+            return type(self)(f"{subject}: {self.message}")
+        where = f"{self.field}: {referent}" if referent else self.field
+        return type(self)(
+            f"{subject}: {where}: {self.detail}", field=self.field, detail=self.detail
+        )
 
 
 class InvalidConfig(WebAppError):

@@ -25,6 +25,20 @@ SERVICE_ACCOUNT_NOT_GRANTED: Final = "ServiceAccountNotGranted"
 # A name the operator must create (a revision or environment snapshot) is held by a Secret it
 # did not make: never adopted, never overwritten (also a Warning Event on the source Secret).
 SNAPSHOT_NAME_TAKEN: Final = "SnapshotNameTaken"
+# The reasons of Ready=False that are failures (RolloutInProgress is progress, not one). Each
+# failure is also told by a Warning Event of the same reason (the one failure path).
+FAILURE_REASONS: Final = frozenset(
+    {
+        SECRET_NOT_FOUND,
+        SECRET_NOT_GRANTED,
+        INVALID_SECRET_KEY,
+        INVALID_CONFIG,
+        REVISION_NOT_FOUND,
+        SERVICE_ACCOUNT_NOT_FOUND,
+        SERVICE_ACCOUNT_NOT_GRANTED,
+        SNAPSHOT_NAME_TAKEN,
+    }
+)
 
 # Event reasons on a source Secret.
 REVISION_CREATED: Final = "RevisionCreated"

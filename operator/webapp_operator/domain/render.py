@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from webapp_operator import API_VERSION, KIND
 from webapp_operator.domain import envrules, revisions
-from webapp_operator.domain.errors import InvalidConfig
+from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.domain.model import (
     ProcessSpec,
     Resources,
@@ -311,6 +311,18 @@ def env_inputs(inputs: RenderInputs, settings: Settings) -> envrules.EnvInputs:
     )
 
 
+def _named(error: WebAppError, inputs: RenderInputs) -> WebAppError:
+    """An error of the env rules naming the WebApp, and the Secret behind the field at fault
+    (`WebApp demo/shop: spec.secrets.credentials: Secret demo/credentials: key 'a.b' ...`)."""
+    referents = {envrules.spec_field("secrets", o): ref for o, ref in inputs.secrets.items()}
+    referents |= {
+        envrules.spec_field("integrations", n): ref for n, ref in inputs.integrations.items()
+    }
+    ref = referents.get(error.field or "")
+    referent = None if ref is None else f"Secret {ref.namespace}/{ref.name}"
+    return error.named(f"WebApp {inputs.webapp.namespace}/{inputs.webapp.name}", referent)
+
+
 def _check_unique_names(webapp: WebApp) -> None:
     seen: dict[str, str] = {}
     for name in webapp.spec.process_specs():
@@ -329,8 +341,11 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
     webapp = inputs.webapp
     _check_unique_names(webapp)
     rules_inputs = env_inputs(inputs, settings)
-    environment = envrules.build_environment(rules_inputs)
-    port = envrules.effective_port(rules_inputs)
+    try:
+        environment = envrules.build_environment(rules_inputs)
+        port = envrules.effective_port(rules_inputs)
+    except WebAppError as error:
+        raise _named(error, inputs) from None
     snapshot = _snapshot(inputs, environment, settings)
     name = snapshot["metadata"]["name"]
     processes = webapp.spec.process_specs()

@@ -1,0 +1,142 @@
+"""The operator's metrics: the lifecycle counters and errors by reason, fed by each Event the
+gateway posts (its `on_event`), with bounded labels and no value anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx2 as httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.unit.test_gateway import FakeLightkube
+
+from webapp_operator.controller import metrics
+from webapp_operator.domain import reasons
+from webapp_operator.kube import client as kube
+
+CANARY = "hunter2-metrics-canary"
+LIFECYCLE = {
+    reasons.ROLLOUT_STARTED: "webapp_operator_rollouts_total",
+    reasons.REVISION_CREATED: "webapp_operator_revisions_created_total",
+    reasons.REVISION_REMOVED: "webapp_operator_revisions_removed_total",
+    reasons.ROTATION_DUE: "webapp_operator_rotations_due_total",
+    reasons.EXPIRED: "webapp_operator_revisions_expired_total",
+}
+
+
+def new_metrics() -> metrics.Metrics:
+    return metrics.Metrics(kube.RequestCounter(), lambda: 0)
+
+
+def value(m: metrics.Metrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def series(m: metrics.Metrics, family: str) -> list[dict[str, str]]:
+    """The label sets of every sample of a metric family in the /metrics text."""
+    for found in text_string_to_metric_families(m.text().decode()):
+        if found.name == family:
+            return [dict(s.labels) for s in found.samples if s.name.endswith("_total")]
+    raise AssertionError(f"{family} not exposed")
+
+
+@pytest.mark.parametrize(("reason", "name"), list(LIFECYCLE.items()), ids=list(LIFECYCLE))
+def test_each_lifecycle_event_moves_its_own_counter(reason: str, name: str) -> None:
+    m = new_metrics()
+    assert all(value(m, other) == 0.0 for other in LIFECYCLE.values())
+
+    m.event(reason, warning=reason == reasons.EXPIRED)
+    m.event(reason, warning=reason == reasons.EXPIRED)
+
+    assert value(m, name) == 2.0
+    assert all(value(m, other) == 0.0 for other in LIFECYCLE.values() if other != name)
+    kind = "Warning" if reason == reasons.EXPIRED else "Normal"
+    assert value(m, "webapp_operator_events_total", reason=reason, type=kind) == 2.0
+    assert (
+        sum(
+            value(m, "webapp_operator_errors_total", reason=r) or 0 for r in reasons.FAILURE_REASONS
+        )
+        == 0
+    )
+
+
+def test_errors_are_counted_by_condition_reason_with_every_series_from_the_start() -> None:
+    m = new_metrics()
+    assert sorted(s["reason"] for s in series(m, "webapp_operator_errors")) == sorted(
+        reasons.FAILURE_REASONS
+    )
+
+    m.event(reasons.SECRET_NOT_GRANTED, warning=True)
+    m.event(reasons.INVALID_SECRET_KEY, warning=True)
+    m.event(reasons.INVALID_SECRET_KEY, warning=True)
+    m.event(reasons.SNAPSHOT_NAME_TAKEN, warning=True)
+
+    assert value(m, "webapp_operator_errors_total", reason="SecretNotGranted") == 1.0
+    assert value(m, "webapp_operator_errors_total", reason="InvalidSecretKey") == 2.0
+    assert value(m, "webapp_operator_errors_total", reason="SnapshotNameTaken") == 1.0
+    assert value(m, "webapp_operator_errors_total", reason="SecretNotFound") == 0.0
+    assert (
+        value(m, "webapp_operator_events_total", reason="SnapshotNameTaken", type="Warning") == 1.0
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [reasons.ROLLOUT_IN_PROGRESS, reasons.UNSEAL_FAILED, reasons.EXPIRED, "shop", CANARY],
+    ids=["progress", "unseal-event", "expired", "a-name", "a-value"],
+)
+def test_only_failure_reasons_are_error_labels(reason: str) -> None:
+    m = new_metrics()
+
+    m.event(reason, warning=True)
+
+    labels = {s["reason"] for s in series(m, "webapp_operator_errors")}
+    assert labels == set(reasons.FAILURE_REASONS)
+    assert all(
+        s["reason"] in metrics.KNOWN_REASONS | {"Other"}
+        for s in series(m, "webapp_operator_events")
+    )
+    assert CANARY not in m.text().decode()
+
+
+def gateway_posting(m: metrics.Metrics, answer: httpx.Response) -> kube.Gateway:
+    """A Gateway whose API server answers `answer` (httpx's MockTransport), feeding `m`."""
+    fake = FakeLightkube(answer)
+    return kube.Gateway(fake, kube.RequestCounter(), on_event=m.event)  # type: ignore[arg-type]
+
+
+INVOLVED = {
+    "apiVersion": "twelvefactor.dev/v1alpha1",
+    "kind": "WebApp",
+    "metadata": {"name": "shop", "namespace": "demo", "uid": "u-1"},
+}
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_posted_events_feed_the_counters() -> None:
+    m = new_metrics()
+    gw = gateway_posting(m, httpx.Response(201, json={"kind": "Event"}))
+
+    async def post() -> None:
+        await gw.post_event(INVOLVED, reasons.ROLLOUT_STARTED, f"rolling {CANARY}", NOW)
+        await gw.post_event(INVOLVED, reasons.SECRET_NOT_FOUND, f"missing {CANARY}", NOW, True)
+
+    asyncio.run(post())
+
+    assert value(m, "webapp_operator_rollouts_total") == 1.0
+    assert value(m, "webapp_operator_errors_total", reason="SecretNotFound") == 1.0
+    assert CANARY not in m.text().decode()
+
+
+def test_an_event_the_api_server_already_has_is_not_counted_again() -> None:
+    """A restarted operator posting a named notice again gets AlreadyExists: told once,
+    counted once."""
+    m = new_metrics()
+    exists = httpx.Response(409, json={"kind": "Status", "code": 409, "reason": "AlreadyExists"})
+    gw = gateway_posting(m, exists)
+
+    asyncio.run(gw.post_event(INVOLVED, reasons.REVISION_CREATED, "again", NOW, name="shop.r2"))
+
+    assert value(m, "webapp_operator_revisions_created_total") == 0.0
+    assert series(m, "webapp_operator_events") == []
