@@ -75,6 +75,7 @@ def on_the_wire(
     answers: list[tuple[int, Any]],
     test: Callable[[kube.Gateway, transport.Transport], Awaitable[Any]],
     user: dict[str, Any] | None = None,
+    on_event: Callable[[str, bool], None] | None = None,
 ) -> tuple[Any, Server, kube.RequestCounter]:
     """Run `test` against a Gateway whose Transport talks to a scripted server."""
     server = Server(answers)
@@ -90,7 +91,7 @@ def on_the_wire(
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         http = transport.Transport(config(port, user or {"token": "t0"}), counter)
         try:
-            return await test(kube.Gateway(http), http)
+            return await test(kube.Gateway(http, on_event), http)
         finally:
             await http.close()
             await runner.cleanup()

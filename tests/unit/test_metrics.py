@@ -3,13 +3,11 @@ gateway posts (its `on_event`), with bounded labels and no value anywhere."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
-import httpx2 as httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.unit.test_gateway import FakeLightkube
+from tests.unit.test_gateway import on_the_wire, status
 
 from webapp_operator.controller import metrics
 from webapp_operator.domain import reasons
@@ -100,12 +98,6 @@ def test_only_failure_reasons_are_error_labels(reason: str) -> None:
     assert CANARY not in m.text().decode()
 
 
-def gateway_posting(m: metrics.Metrics, answer: httpx.Response) -> kube.Gateway:
-    """A Gateway whose API server answers `answer` (httpx's MockTransport), feeding `m`."""
-    fake = FakeLightkube(answer)
-    return kube.Gateway(fake, kube.RequestCounter(), on_event=m.event)  # type: ignore[arg-type]
-
-
 INVOLVED = {
     "apiVersion": "twelvefactor.dev/v1alpha1",
     "kind": "WebApp",
@@ -116,13 +108,12 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 def test_posted_events_feed_the_counters() -> None:
     m = new_metrics()
-    gw = gateway_posting(m, httpx.Response(201, json={"kind": "Event"}))
 
-    async def post() -> None:
+    async def post(gw: kube.Gateway, _: object) -> None:
         await gw.post_event(INVOLVED, reasons.ROLLOUT_STARTED, f"rolling {CANARY}", NOW)
         await gw.post_event(INVOLVED, reasons.SECRET_NOT_FOUND, f"missing {CANARY}", NOW, True)
 
-    asyncio.run(post())
+    on_the_wire([(201, {"kind": "Event"})], post, on_event=m.event)
 
     assert value(m, "webapp_operator_rollouts_total") == 1.0
     assert value(m, "webapp_operator_errors_total", reason="SecretNotFound") == 1.0
@@ -133,10 +124,11 @@ def test_an_event_the_api_server_already_has_is_not_counted_again() -> None:
     """A restarted operator posting a named notice again gets AlreadyExists: told once,
     counted once."""
     m = new_metrics()
-    exists = httpx.Response(409, json={"kind": "Status", "code": 409, "reason": "AlreadyExists"})
-    gw = gateway_posting(m, exists)
-
-    asyncio.run(gw.post_event(INVOLVED, reasons.REVISION_CREATED, "again", NOW, name="shop.r2"))
+    on_the_wire(
+        [status(409, "AlreadyExists")],
+        lambda gw, _: gw.post_event(INVOLVED, reasons.REVISION_CREATED, "again", NOW, name="r2"),
+        on_event=m.event,
+    )
 
     assert value(m, "webapp_operator_revisions_created_total") == 0.0
     assert series(m, "webapp_operator_events") == []
