@@ -8,6 +8,7 @@ Nothing here asserts a time: the targets are checked by report.py, after the fac
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import secrets
 import statistics
@@ -17,15 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from lightkube.resources.core_v1 import ConfigMap
-from lightkube.types import PatchType
-
 from bench import kube, workload
 from bench.kube import Api, BenchError
 from bench.operator import OperatorProcess, Sample
 from bench.watch import AppKey, ClusterView, Target
+from webapp_operator.kube import transport
 
 PROCESS_COUNT: Final = len(workload.PROCESSES)
+MERGE_PATCH: Final = "application/merge-patch+json"
 
 
 def writes_per_app(processes: int) -> int:
@@ -162,8 +162,9 @@ def log(message: str) -> None:
 
 
 async def measure_floor(api: Api, concurrency: int, patches: int, rounds: int) -> Floor:
-    """`patches` merge PATCHes of small ConfigMaps by `concurrency` workers, as the operator's
-    gateway sends them (lightkube AsyncClient over httpx); best throughput of `rounds`."""
+    """`patches` merge PATCHes of small ConfigMaps by `concurrency` workers, through the client
+    the operator's gateway writes with (kube/transport.py over aiohttp, plain JSON); best
+    throughput of `rounds`."""
     namespace = "bench-floor"
     await kube.ensure_namespace(api, namespace)
     names = [f"floor-{i}" for i in range(concurrency)]
@@ -182,16 +183,18 @@ async def measure_floor(api: Api, concurrency: int, patches: int, rounds: int) -
     rates: list[float] = []
     per_worker = max(1, patches // concurrency)
 
+    http = transport.Transport(api.config)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+
     async def worker(name: str, tag: int) -> None:
         for index in range(per_worker):
             started = time.monotonic()
-            await api.client.patch(
-                ConfigMap,
-                name,
-                {"metadata": {"annotations": {"bench/n": f"{tag}-{index}"}}},
-                namespace=namespace,
-                patch_type=PatchType.MERGE,
+            body = {"metadata": {"annotations": {"bench/n": f"{tag}-{index}"}}}
+            reply = await http.request(
+                "PATCH", f"{path}/{name}", json.dumps(body).encode(), MERGE_PATCH
             )
+            if reply.status >= 400:
+                raise BenchError(f"floor PATCH of {name}: {reply.status} {reply.reason}")
             rtts.append(time.monotonic() - started)
 
     try:
@@ -200,6 +203,7 @@ async def measure_floor(api: Api, concurrency: int, patches: int, rounds: int) -
             await asyncio.gather(*(worker(name, tag) for name in names))
             rates.append(per_worker * concurrency / (time.monotonic() - started))
     finally:
+        await http.close()
         await kube.delete_namespaces(api, [namespace])
     return Floor(
         concurrency=concurrency,

@@ -240,3 +240,15 @@ def test_watch_lines_of_any_length_arrive_whole() -> None:
     assert server.seen[0].query == {"watch": "true"}
     assert counter.by_verb["WATCH"] == 1
     assert counter.reads == 0
+
+
+def test_the_proxy_comes_from_the_environment_once_and_no_proxy_exempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
+    monkeypatch.setenv("no_proxy", "internal.example")
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert transport._env_proxy("https://api.example:6443") == "http://proxy.corp:3128"
+    assert transport._env_proxy("https://k8s.internal.example:6443") is None
+    assert transport._env_proxy("http://127.0.0.1:8080") is None  # no http_proxy set

@@ -1,5 +1,6 @@
-"""kube/informer.py against a scripted API server (httpx's MockTransport): list, watch, 410
-Gone and its relist, reconnects. The real API server's side is in tests/cluster."""
+"""kube/informer.py against a scripted API server (a real HTTP server on 127.0.0.1, aiohttp's):
+list, watch, 410 Gone and its relist, reconnects. The real API server's side is in
+tests/cluster."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx2 as httpx
+from aiohttp import web
+from tests.unit.test_gateway import config
 
-from webapp_operator.kube import informer
+from webapp_operator.kube import informer, transport
 
 COLLECTION = informer.Collection("/apis/apps/v1", "deployments", "managed=yes")
 
@@ -33,34 +35,46 @@ def lines(*events: tuple[str, dict[str, Any]]) -> bytes:
     return b"".join(json.dumps({"type": t, "object": o}).encode() + b"\n" for t, o in events)
 
 
-class Server:
-    """Answers LISTs from `lists` and WATCHes from `watches`, in order; records the requests."""
+Answer = tuple[int, Any]  # (status, a JSON document or the bytes of a body)
 
-    def __init__(self, lists: list[httpx.Response], watches: list[httpx.Response]) -> None:
+
+class Server:
+    """Answers LISTs from `lists` and WATCHes from `watches`, in order; records the queries.
+    Once a queue is used up, every request of its kind is answered 503."""
+
+    def __init__(self, lists: list[Answer], watches: list[Answer]) -> None:
         self.lists = lists
         self.watches = watches
-        self.requests: list[httpx.Request] = []
+        self.requests: list[dict[str, str]] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        queue = self.watches if request.url.params.get("watch") == "true" else self.lists
-        if not queue:
-            raise httpx.ConnectError("no more answers", request=request)
-        return queue.pop(0)
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.query))
+        queue = self.watches if request.query.get("watch") == "true" else self.lists
+        code, body = queue.pop(0) if queue else (503, {"kind": "Status", "code": 503})
+        if isinstance(body, bytes):
+            return web.Response(status=code, body=body, content_type="application/json")
+        return web.json_response(body, status=code)
 
 
-def listing(version: str, *items: dict[str, Any], cont: str = "") -> httpx.Response:
+def listing(version: str, *items: dict[str, Any], cont: str = "") -> Answer:
     meta: dict[str, Any] = {"resourceVersion": version}
     if cont:
         meta["continue"] = cont
-    return httpx.Response(200, json={"metadata": meta, "items": list(items)})
+    return 200, {"metadata": meta, "items": list(items)}
 
 
 async def run_until(
     server: Server, done: Callable[[list[tuple[str, Any, Any]]], bool]
 ) -> tuple[list[tuple[str, Any, Any]], informer.Informer[Any]]:
     seen: list[tuple[str, Any, Any]] = []
-    http = httpx.AsyncClient(transport=httpx.MockTransport(server), base_url="https://api")
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    http = transport.Transport(config(port, {"token": "t"}))
     one = informer.Informer(http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)))
     task = asyncio.create_task(one.run())
     try:
@@ -71,7 +85,8 @@ async def run_until(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await http.aclose()
+        await http.close()
+        await runner.cleanup()
     return seen, one
 
 
@@ -82,9 +97,9 @@ async def _test_lists_in_pages_then_watches_from_the_list_version() -> None:
             listing("10", obj("b", "6"), obj("skip-me", "7")),
         ],
         watches=[
-            httpx.Response(
+            (
                 200,
-                content=lines(
+                lines(
                     ("MODIFIED", obj("a", "11", replicas=2)),
                     ("MODIFIED", obj("a", "12", replicas=2)),  # nothing the entry holds changed
                     ("BOOKMARK", {"metadata": {"resourceVersion": "13"}}),
@@ -103,15 +118,15 @@ async def _test_lists_in_pages_then_watches_from_the_list_version() -> None:
     assert one.synced.is_set()
     assert one.store == {("ns", "a"): ("a", 2)}
     first, second, watch = server.requests[:3]
-    assert first.url.params["labelSelector"] == "managed=yes"
-    assert first.url.params["limit"] == str(informer.PAGE)
-    assert second.url.params["continue"] == "page2"
-    assert watch.url.params["resourceVersion"] == "10"
-    assert watch.url.params["allowWatchBookmarks"] == "true"
+    assert first["labelSelector"] == "managed=yes"
+    assert first["limit"] == str(informer.PAGE)
+    assert second["continue"] == "page2"
+    assert watch["resourceVersion"] == "10"
+    assert watch["allowWatchBookmarks"] == "true"
     # the watch that ended is opened again from the last version seen, the bookmark's
     await asyncio.sleep(0)
-    later = [r for r in server.requests[3:] if r.url.params.get("watch") == "true"]
-    assert all(r.url.params["resourceVersion"] == "14" for r in later)
+    later = [r for r in server.requests[3:] if r.get("watch") == "true"]
+    assert all(r["resourceVersion"] == "14" for r in later)
 
 
 async def _test_gone_relists_and_reports_what_changed_in_the_gap() -> None:
@@ -122,9 +137,7 @@ async def _test_gone_relists_and_reports_what_changed_in_the_gap() -> None:
             listing("30", obj("a", "21", replicas=3), obj("c", "22")),
         ],
         watches=[
-            httpx.Response(
-                200, content=lines(("ERROR", {"kind": "Status", "code": 410, "reason": "Gone"}))
-            ),
+            (200, lines(("ERROR", {"kind": "Status", "code": 410, "reason": "Gone"}))),
         ],
     )
     seen, one = await run_until(server, lambda s: len(s) >= 5)
@@ -140,7 +153,7 @@ async def _test_gone_relists_and_reports_what_changed_in_the_gap() -> None:
 async def _test_a_410_answer_to_the_watch_request_relists_too() -> None:
     server = Server(
         lists=[listing("10", obj("a", "5")), listing("20", obj("a", "5"))],
-        watches=[httpx.Response(410, json={"kind": "Status", "code": 410, "reason": "Gone"})],
+        watches=[(410, {"kind": "Status", "code": 410, "reason": "Gone"})],
     )
     seen, one = await run_until(server, lambda _: not server.lists)
     await asyncio.sleep(0)
@@ -152,15 +165,15 @@ async def _test_errors_back_off_and_reconnect_without_losing_the_store() -> None
     server = Server(
         lists=[listing("10", obj("a", "5"))],
         watches=[
-            httpx.Response(500, json={"kind": "Status", "code": 500, "reason": "InternalError"}),
-            httpx.Response(200, content=lines(("MODIFIED", obj("a", "11", replicas=4)))),
+            (500, {"kind": "Status", "code": 500, "reason": "InternalError"}),
+            (200, lines(("MODIFIED", obj("a", "11", replicas=4)))),
         ],
     )
     seen, one = await run_until(server, lambda s: len(s) >= 2)
     assert seen[-1] == ("MODIFIED", ("a", 1), ("a", 4))
     assert one.reconnects >= 1
-    watches = [r for r in server.requests if r.url.params.get("watch") == "true"]
-    assert [r.url.params["resourceVersion"] for r in watches[:2]] == ["10", "10"]
+    watches = [r for r in server.requests if r.get("watch") == "true"]
+    assert [r["resourceVersion"] for r in watches[:2]] == ["10", "10"]
 
 
 def test_paths() -> None:

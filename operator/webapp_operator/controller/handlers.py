@@ -307,7 +307,9 @@ def on_workload(
         runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)
 
 
-def informers(runtime: Runtime, http: Any, namespaces: list[str]) -> list[informer.Informer[Any]]:
+def informers(
+    runtime: Runtime, http: transport.Transport, namespaces: list[str]
+) -> list[informer.Informer[Any]]:
     """One informer per workload kind (and per watched namespace, in a namespaced install)."""
 
     def feed(old: Any, new: Any) -> None:
@@ -517,12 +519,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         runtime.server = await metrics.serve(
             runtime.metrics, runtime.ready, str(options.get("metrics_address", "127.0.0.1")), port
         )
-    runtime.informers = informers(
-        runtime, api._client._client, list(options.get("namespaces") or [])
-    )
+    runtime.informers = informers(runtime, runtime.transport, list(options.get("namespaces") or []))
     runtime.tasks.extend(asyncio.create_task(one.run()) for one in runtime.informers)
     namespaces = list(options.get("namespaces") or [])
-    runtime.tasks.append(asyncio.create_task(_readiness(runtime, api._client._client, namespaces)))
+    runtime.tasks.append(asyncio.create_task(_readiness(runtime, runtime.transport, namespaces)))
     runtime.tasks.append(asyncio.create_task(_work(runtime)))
     runtime.tasks.append(asyncio.create_task(_scheduler(runtime)))
     logger.info("webapp-operator started (namespaces: %s)", options.get("namespaces") or "all")
@@ -531,7 +531,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
 EMPTY_CHECK_AFTER: Final = 3.0
 
 
-async def _readiness(runtime: Runtime, http: Any, namespaces: list[str]) -> None:
+async def _readiness(runtime: Runtime, http: transport.Http, namespaces: list[str]) -> None:
     """Ready once Kopf's indexes and every informer have listed. Kopf says so only by running
     a handler, which it never does on a cluster with no WebApp and no managed Secret: when
     none has run after a few seconds, one LIST of each (limit 1) tells whether that is why."""
@@ -546,7 +546,7 @@ async def _readiness(runtime: Runtime, http: Any, namespaces: list[str]) -> None
     runtime.ready.set()
 
 
-async def _nothing_to_index(http: Any, namespaces: list[str]) -> bool:
+async def _nothing_to_index(http: transport.Http, namespaces: list[str]) -> bool:
     """True when no WebApp and no managed Secret exists where the operator watches."""
     scopes = [f"/namespaces/{ns}" for ns in namespaces] or [""]
     for scope in scopes:
@@ -556,10 +556,10 @@ async def _nothing_to_index(http: Any, namespaces: list[str]) -> bool:
         ):
             params = {"limit": "1"} | ({"labelSelector": selector} if selector else {})
             try:
-                response = await http.get(path, params=params)
+                reply = await http.request("GET", path, params=params)
             except Exception:  # noqa: BLE001 (a failed look is only "not yet")
                 return False
-            if response.status_code != 200 or response.json().get("items"):
+            if reply.status != 200 or reply.json().get("items"):
                 return False
     return True
 

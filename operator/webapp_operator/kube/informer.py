@@ -26,7 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-import httpx2 as httpx
+import aiohttp
+
+from webapp_operator.kube import transport
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class Informer(Generic[E]):
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: transport.Transport,
         collection: Collection,
         parse: Callable[[Mapping[str, Any]], E | None],
         on_change: OnChange[E],
@@ -98,7 +100,15 @@ class Informer(Generic[E]):
                 raise
             except GoneError:
                 version = None
-            except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as error:
+            except (
+                ListError,
+                aiohttp.ClientError,
+                TimeoutError,
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as error:
                 self.reconnects += 1
                 logger.warning(
                     "watch of %s interrupted (%s); again in %.1f s",
@@ -126,9 +136,9 @@ class Informer(Generic[E]):
         params["limit"] = str(PAGE)
         version = ""
         while True:
-            response = await self.http.get(self.collection.path, params=params)
-            _raise_for(response)
-            listing = response.json()
+            reply = await self.http.request("GET", self.collection.path, params=params)
+            _raise_for(reply)
+            listing = reply.json()
             meta = listing.get("metadata") or {}
             version = str(meta.get("resourceVersion") or "")
             for item in listing.get("items") or []:
@@ -154,18 +164,12 @@ class Informer(Generic[E]):
             "resourceVersion": version,
             "timeoutSeconds": str(WATCH_TIMEOUT),
         }
-        timeout = httpx.Timeout(30.0, read=WATCH_TIMEOUT + 30.0)
-        async with self.http.stream(
-            "GET", self.collection.path, params=params, timeout=timeout
-        ) as response:
-            if response.status_code == 410:
+        path = self.collection.path
+        async with self.http.stream(path, params, WATCH_TIMEOUT + 30.0) as (reply, lines):
+            if reply.status == 410:
                 raise GoneError
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for(response)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
+            _raise_for(reply)
+            async for line in lines:
                 event = json.loads(line)
                 kind = event.get("type")
                 obj = event.get("object") or {}
@@ -190,7 +194,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-class ListError(httpx.HTTPError):
+class ListError(Exception):
     """A LIST or WATCH answered with an error status (code and reason only, never a body)."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -198,13 +202,13 @@ class ListError(httpx.HTTPError):
         self.code = code
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
+def _raise_for(reply: transport.Reply) -> None:
+    if reply.status < 400:
         return
-    reason = response.reason_phrase
-    with contextlib.suppress(ValueError):
-        reason = str(response.json().get("reason") or reason)
-    raise ListError(response.status_code, reason)
+    reason = reply.reason
+    with contextlib.suppress(ValueError, AttributeError):
+        reason = str(reply.json().get("reason") or reason)
+    raise ListError(reply.status, reason)
 
 
 def _describe(error: BaseException) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -73,6 +74,9 @@ class Transport:
         self.ssl = verify_cluster(config.cluster, config.user, config.abs_file)
         self.auth = user_auth(config.user)
         self.counter = counter
+        # The proxy is decided once, from the environment, as lightkube's httpx client does
+        # (HTTPS_PROXY, NO_PROXY): aiohttp's own `trust_env` reads ~/.netrc on every request.
+        self.proxy = _env_proxy(self.base)
         self._session: aiohttp.ClientSession | None = None
         self._authorization: str | None = None
         self._authorized = False
@@ -86,7 +90,6 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as lightkube's httpx client does
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "webapp-operator"},
             )
@@ -150,6 +153,7 @@ class Transport:
                 data=body,
                 params=params,
                 headers=self._headers(authorization, content_type),
+                proxy=self.proxy,
             ) as response:
                 data = await response.read()
                 if response.status == 401 and attempt == 1 and self.auth is not None:
@@ -173,6 +177,7 @@ class Transport:
             params=params,
             headers=self._headers(authorization, None),
             timeout=timeout,
+            proxy=self.proxy,
         ) as response:
             if response.status == 401 and self.auth is not None:
                 await self._header(rejected=authorization)  # the next attempt uses the new one
@@ -180,6 +185,14 @@ class Transport:
                 yield Reply(response.status, response.reason or "", await response.read()), _none()
                 return
             yield Reply(response.status, response.reason or "", b""), _lines(response.content)
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url`, unless NO_PROXY exempts its host."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 async def _none() -> AsyncIterator[bytes]:
