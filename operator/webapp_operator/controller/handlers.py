@@ -246,16 +246,23 @@ async def on_webapp(body: kopf.Body, namespace: str | None, name: str, memo: Any
 
 
 @kopf.on.event("v1", "secrets")
-async def on_secret(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def on_secret(
+    body: kopf.Body, type: str | None, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
     runtime = _touch(memo)
     namespace = namespace or ""
     labels = (body.get("metadata") or {}).get("labels") or {}
     kind = labels.get(revisions.MANAGED_LABEL)
+    # A source's change waits `coalesce` seconds for its siblings (one rollout for Secrets
+    # changed together). A new revision in the index is what its observers wait for: they run
+    # now (those already queued run sooner, not again). Other revision events follow up.
+    delay = runtime.coalesce
     if kind == revisions.KIND_SOURCE:
         source, priority = name, URGENT
     elif kind == revisions.KIND_REVISION:
-        # Our own revision's event: its observers were queued when it was made.
         source, priority = labels.get(revisions.REVISION_OF_LABEL, ""), FOLLOW_UP
+        if type == "ADDED":
+            delay, priority = 0.0, URGENT
     else:
         return
     runtime.secret(namespace, source, priority=priority)
@@ -263,7 +270,7 @@ async def on_secret(body: kopf.Body, namespace: str | None, name: str, memo: Any
     if ctx is None:
         return
     for app_ns, app_name in set(ctx.indexes.observers.get((namespace, source)) or []):
-        runtime.webapp(app_ns, app_name, delay=runtime.coalesce, priority=priority)
+        runtime.webapp(app_ns, app_name, delay=delay, priority=priority)
 
 
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:

@@ -1,0 +1,81 @@
+"""How a Secret's watch event queues the apps that observe it (controller/handlers.on_secret):
+a source's change waits the coalescing delay, a new revision wakes its observers at once."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from webapp_operator.controller import handlers, reconcile, workqueue
+from webapp_operator.domain import revisions
+
+APP: reconcile.Key = ("webapp", "shop", "web")
+
+
+def body(kind: str) -> dict[str, Any]:
+    labels = {revisions.MANAGED_LABEL: kind}
+    if kind == revisions.KIND_REVISION:
+        labels[revisions.REVISION_OF_LABEL] = "creds"
+    return {"metadata": {"labels": labels}}
+
+
+def runtime_at(now: list[float]) -> handlers.Runtime:
+    runtime = handlers.Runtime({"coalesce_delay": 0.2, "coalesce_max": 2.0})
+    runtime.queue = workqueue.WorkQueue(clock=lambda: now[0])
+    observers = {("shop", "creds"): [("shop", "web")]}
+    runtime.ctx = SimpleNamespace(indexes=SimpleNamespace(observers=observers))  # type: ignore[assignment]
+    return runtime
+
+
+async def event(runtime: handlers.Runtime, kind: str, name: str, type_: str | None) -> None:
+    memo = SimpleNamespace(runtime=runtime)
+    handler: Any = handlers.on_secret  # as Kopf calls it, with the keywords used
+    await handler(body=body(kind), type=type_, namespace="shop", name=name, memo=memo)
+
+
+def test_a_source_change_waits_the_coalescing_delay_for_its_siblings() -> None:
+    asyncio.run(_a_source_change_waits())
+
+
+async def _a_source_change_waits() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    await event(runtime, revisions.KIND_SOURCE, "creds", "MODIFIED")
+    entry = runtime.queue._entries[APP]
+    assert entry.due == 100.2
+    assert entry.priority == workqueue.URGENT
+
+
+def test_a_new_revision_wakes_an_observer_waiting_for_it_at_once() -> None:
+    """The observer ran before the revision reached the index and will look again in 2 s;
+    the revision's arrival makes it run now, urgently, as the same queued entry."""
+    asyncio.run(_a_new_revision_wakes())
+
+
+async def _a_new_revision_wakes() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    runtime.queue.add(APP, 2.0, priority=workqueue.FOLLOW_UP)  # a pending retry
+    now[0] = 100.3
+    await event(runtime, revisions.KIND_REVISION, "creds-rev-2", "ADDED")
+    entry = runtime.queue._entries[APP]
+    assert entry.due == 100.3
+    assert entry.priority == workqueue.URGENT
+    assert [k for k in runtime.queue._entries if k[0] == "webapp"] == [APP]
+
+
+def test_other_revision_events_only_follow_up() -> None:
+    """A revision removed or relabelled changes no app's environment: nothing is hurried."""
+    asyncio.run(_other_revision_events())
+
+
+async def _other_revision_events() -> None:
+    for type_ in ("MODIFIED", "DELETED", None):
+        now = [100.0]
+        runtime = runtime_at(now)
+        runtime.queue.add(APP, 2.0, priority=workqueue.FOLLOW_UP)
+        await event(runtime, revisions.KIND_REVISION, "creds-rev-1", type_)
+        entry = runtime.queue._entries[APP]
+        assert entry.due == 102.0
+        assert entry.priority == workqueue.FOLLOW_UP
