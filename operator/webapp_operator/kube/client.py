@@ -1,7 +1,7 @@
-"""The API gateway: the only module that talks to the Kubernetes API server.
+"""The API gateway: with `transport.py`, the only modules that talk to the Kubernetes API server.
 
-It builds lightkube clients from the current kubeconfig (or the in-cluster ServiceAccount),
-counts every request it sends (reads and writes apart, for metrics and benchmarks), and offers
+It reads the current kubeconfig (or the in-cluster ServiceAccount), builds lightkube clients
+for the CLI and the few typed calls, counts every request it sends (reads and writes apart, for metrics and benchmarks), and offers
 the few operations the operator and the CLI need, on plain dicts:
 
 - server-side apply with one field manager (`webapp-operator`),
@@ -97,32 +97,14 @@ def _sync_counting_hook(counter: RequestCounter) -> Any:  # noqa: ANN401 (an htt
 def async_client(
     counter: RequestCounter, config: SingleConfig | None = None, timeout: float = 30.0
 ) -> AsyncClient:
-    """An async client whose every request is counted."""
+    """An async lightkube client whose every request is counted, for the few typed calls
+    (the leader Lease, the sealing keys, the operator's namespace); the hot path, the Gateway
+    and the informers, goes through `transport.Transport`."""
     config = config or load_config()
-    client = AsyncClient(
-        config,
-        field_manager=FIELD_MANAGER,
-        timeout=httpx.Timeout(timeout),
-        transport=_pooled_transport(config),
-    )
+    client = AsyncClient(config, field_manager=FIELD_MANAGER, timeout=httpx.Timeout(timeout))
     # lightkube keeps its httpx client private; the hook is the one supported way in.
     client._client._client.event_hooks["request"].append(_counting_hook(counter))
     return client
-
-
-# Connections kept open between requests. httpx keeps 20 by default: with more requests in
-# flight (workers x the applies and Events each sends together, plus the informers' watches),
-# every request above 20 opened a new TLS connection, a handshake on both sides.
-POOL: Final = httpx.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=60)
-
-
-def _pooled_transport(config: SingleConfig) -> httpx.AsyncHTTPTransport:
-    """lightkube's TLS settings (the cluster's CA, the client certificate) with a larger pool."""
-    from lightkube.config.client_adapter import verify_cluster
-
-    assert config.user is not None
-    verify = verify_cluster(config.cluster, config.user, config.abs_file)
-    return httpx.AsyncHTTPTransport(verify=verify, limits=POOL)
 
 
 def sync_client(
