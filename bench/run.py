@@ -26,6 +26,7 @@ from typing import Any
 from bench import REPO_ROOT, kube, report, scenarios
 from bench.kube import Api, BenchError, PrivateCluster
 from bench.scenarios import PROFILES, Bench, log
+from webapp_operator.cli.run import CONCURRENCY
 
 SCENARIOS = ("floor", "fanout", "burst", "steady", "restart")
 
@@ -72,7 +73,7 @@ def _concurrency(operator_args: list[str]) -> int:
             return int(arg.split("=", 1)[1])
         if arg == "--concurrency" and index + 1 < len(operator_args):
             return int(operator_args[index + 1])
-    return 8
+    return CONCURRENCY
 
 
 def _git(*args: str) -> str:

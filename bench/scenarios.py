@@ -22,6 +22,7 @@ from bench import kube, workload
 from bench.kube import Api, BenchError
 from bench.operator import OperatorProcess, Sample
 from bench.watch import AppKey, ClusterView, Target
+from webapp_operator.cli.run import CONCURRENCY
 from webapp_operator.kube import transport
 
 PROCESS_COUNT: Final = len(workload.PROCESSES)
@@ -128,7 +129,7 @@ class Bench:
     operator_kubeconfig: Path
     logs: Path
     operator_args: list[str] = field(default_factory=list)
-    concurrency: int = 8
+    concurrency: int = CONCURRENCY
     floor: Floor | None = None
     operators: list[OperatorProcess] = field(default_factory=list)
     # Pods in the fan-out and burst apps (default: none, see workload.PODLESS).

@@ -119,7 +119,7 @@ def test_cluster_wide_arguments_probes_and_ports() -> None:
         "--all-namespaces",
         "--log-format=json",
         "--verbose",
-        "--concurrency=8",
+        "--concurrency=16",
         "--coalesce-delay=0.2",
         "--revision-history-limit=3",
         "--metrics-port=9090",

@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any
+from typing import Any, Final
 
 from webapp_operator.cli import sealing
+
+# Reconciles at once: 16 measured fastest for a fan-out here (docs/performance.md); each holds
+# one app's few requests in flight, so the API server sees at most about 16 x 4 of ours.
+CONCURRENCY: Final = 16
 
 
 def _pod_namespace() -> str | None:
@@ -49,7 +53,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="where the operator keeps its keys (default: $WEBAPP_OPERATOR_NAMESPACE, the "
         "pod's namespace in a cluster, else webapp-operator; created if missing and allowed)",
     )
-    cmd.add_argument("--concurrency", type=int, default=8, help="parallel reconciles (8)")
+    cmd.add_argument(
+        "--concurrency",
+        type=int,
+        default=CONCURRENCY,
+        help=f"parallel reconciles ({CONCURRENCY}; docs/performance.md says why)",
+    )
     cmd.add_argument(
         "--coalesce-delay",
         type=float,

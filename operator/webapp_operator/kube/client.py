@@ -1,8 +1,9 @@
 """The API gateway: with `transport.py`, the only modules that talk to the Kubernetes API server.
 
 It reads the current kubeconfig (or the in-cluster ServiceAccount), builds lightkube clients
-for the CLI and the few typed calls, counts every request it sends (reads and writes apart, for metrics and benchmarks), and offers
-the few operations the operator and the CLI need, on plain dicts:
+for the CLI and the few typed calls, counts every request it sends (reads and writes apart, for
+metrics and benchmarks), and offers the few operations the operator and the CLI need, on plain
+dicts:
 
 - server-side apply with one field manager (`webapp-operator`),
 - create (409 AlreadyExists is an answer, not an error, for create-only objects),
