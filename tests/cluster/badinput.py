@@ -1264,7 +1264,7 @@ def missing_references(draw: st.DrawFn) -> Case:
             "missing Secrets and revisions",
             kind,
             good_spec(integrations={integration: {"secretName": f"{TOKEN}-db"}}),
-            condition(reasons.INVALID_CONFIG, f"integration {integration}"),
+            condition(reasons.INVALID_CONFIG, f"spec.integrations.{integration}"),
             (granted_secret(marked, f"{TOKEN}-db"),),
         )
     if kind == "integration-malformed-uri":
@@ -1283,7 +1283,7 @@ def missing_references(draw: st.DrawFn) -> Case:
             "missing Secrets and revisions",
             kind,
             good_spec(integrations={integration: {"secretName": f"{TOKEN}-db"}}),
-            condition(reasons.INVALID_CONFIG, f"integration {integration}"),
+            condition(reasons.INVALID_CONFIG, f"spec.integrations.{integration}"),
             (granted_secret(uri_data, f"{TOKEN}-db"),),
         )
     # A Secret of the app's own key name that the operator does not own.
