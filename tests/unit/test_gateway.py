@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,21 @@ def config(port: int, user: dict[str, Any]) -> Any:
     ).get()
 
 
+@asynccontextmanager
+async def serving(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[int]:
+    """A real HTTP server on 127.0.0.1 answering every request with `handle`; yields its port."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 def on_the_wire(
     answers: list[tuple[int, Any]],
     test: Callable[[kube.Gateway, transport.Transport], Awaitable[Any]],
@@ -82,19 +98,12 @@ def on_the_wire(
     counter = kube.RequestCounter()
 
     async def main() -> Any:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", server.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        http = transport.Transport(config(port, user or {"token": "t0"}), counter)
-        try:
-            return await test(kube.Gateway(http, on_event), http)
-        finally:
-            await http.close()
-            await runner.cleanup()
+        async with serving(server.handle) as port:
+            http = transport.Transport(config(port, user or {"token": "t0"}), counter)
+            try:
+                return await test(kube.Gateway(http, on_event), http)
+            finally:
+                await http.close()
 
     return asyncio.run(main()), server, counter
 

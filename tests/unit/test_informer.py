@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from tests.unit.test_gateway import config
+from tests.unit.test_gateway import config, serving
 
 from webapp_operator.kube import informer, transport
 
@@ -67,26 +67,19 @@ async def run_until(
     server: Server, done: Callable[[list[tuple[str, Any, Any]]], bool]
 ) -> tuple[list[tuple[str, Any, Any]], informer.Informer[Any]]:
     seen: list[tuple[str, Any, Any]] = []
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    http = transport.Transport(config(port, {"token": "t"}))
-    one = informer.Informer(http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)))
-    task = asyncio.create_task(one.run())
-    try:
-        for _ in range(400):
-            if done(seen):
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await http.close()
-        await runner.cleanup()
+    async with serving(server.handle) as port:
+        http = transport.Transport(config(port, {"token": "t"}))
+        one = informer.Informer(http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)))
+        task = asyncio.create_task(one.run())
+        try:
+            for _ in range(400):
+                if done(seen):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await http.close()
     return seen, one
 
 
