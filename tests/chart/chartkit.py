@@ -363,8 +363,9 @@ _NAMED: Final = frozenset({"get", "patch", "update", "delete"})  # verbs on one 
 def observed_requests(log: str) -> set[tuple[str | None, str, str, str, str]]:
     """The API requests an operator log shows, as (namespace or None, group, resource, verb,
     the object's name for get/patch/update/delete, else ""): lightkube's requests (httpx logs
-    every one at INFO: the informers' lists and `?watch=true` watches too) and Kopf's watch
-    streams (a list, then a watch). A PATCH answered 201
+    every one at INFO) and kube/transport.py's (the Gateway's and the informers' lists and
+    `?watch=true` watches, logged at DEBUG in the same words), and Kopf's watch streams (a
+    list, then a watch). A PATCH answered 201
     created the object through server-side apply, which RBAC authorises as `create` as well."""
     found: set[tuple[str | None, str, str, str, str]] = set()
     for method, url, code in _HTTPX.findall(log):

@@ -261,3 +261,24 @@ def test_the_proxy_comes_from_the_environment_once_and_no_proxy_exempts(
     assert transport._env_proxy("https://api.example:6443") == "http://proxy.corp:3128"
     assert transport._env_proxy("https://k8s.internal.example:6443") is None
     assert transport._env_proxy("http://127.0.0.1:8080") is None  # no http_proxy set
+
+
+def test_every_request_is_logged_at_debug_in_httpx_words(caplog: pytest.LogCaptureFixture) -> None:
+    """The chart's RBAC tests read the operator's requests from its --debug log, whichever
+    client sent them: one line per request, with the query and the answer's status."""
+
+    async def both(gw: kube.Gateway, http: transport.Transport) -> None:
+        await gw.apply(DEPLOYMENT)
+        async with http.stream("/api/v1/pods", {"watch": "true"}, 5.0) as (_, lines):
+            assert [line async for line in lines] == []
+
+    with caplog.at_level("DEBUG", logger=transport.__name__):
+        _, server, _ = on_the_wire([(201, DEPLOYMENT), (200, b"")], both)
+    lines = [r.getMessage() for r in caplog.records if r.name == transport.__name__]
+    base = lines[0].split("/apis/")[0].removeprefix("HTTP Request: PATCH ")
+    assert lines == [
+        f"HTTP Request: PATCH {base}/apis/apps/v1/namespaces/demo/deployments/shop-web"
+        f'?fieldManager={kube.FIELD_MANAGER}&force=true "HTTP/1.1 201 Created"',
+        f'HTTP Request: GET {base}/api/v1/pods?watch=true "HTTP/1.1 200 OK"',
+    ]
+    assert base.startswith("https://127.0.0.1:") or base.startswith("http://127.0.0.1:")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
@@ -31,6 +32,8 @@ from lightkube.config.kubeconfig import SingleConfig
 # Requests in flight at most (the workers' applies, Events and status writes together, plus a
 # long-lived WATCH per informer); all of them kept alive between requests: a new connection
 # is a TLS handshake on both sides.
+logger = logging.getLogger(__name__)
+
 CONNECTIONS: Final = 256
 KEEPALIVE_S: Final = 60.0
 TIMEOUT_S: Final = 30.0
@@ -129,10 +132,22 @@ class Transport:
             headers["Content-Type"] = content_type
         return headers
 
-    def _count(self, method: str, path: str, params: Mapping[str, str] | None) -> None:
+    def _count(self, method: str, target: str) -> None:
         if self.counter is not None:
-            query = f"?{urllib.parse.urlencode(params)}" if params else ""
-            self.counter.record(method, f"{path}{query}")
+            self.counter.record(method, target)
+
+    def _log(self, method: str, target: str, response: aiohttp.ClientResponse) -> None:
+        """Every request at DEBUG, in httpx's words (`HTTP Request: GET URL "HTTP/1.1 200 OK"`),
+        so one pattern reads the requests of both clients from a log (the chart's RBAC tests)."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                'HTTP Request: %s %s%s "HTTP/1.1 %d %s"',
+                method,
+                self.base,
+                target,
+                response.status,
+                response.reason or "",
+            )
 
     async def request(
         self,
@@ -145,8 +160,9 @@ class Transport:
         """Send one request and read its whole answer (a 401 is retried once, re-authorized)."""
         session = self._open()
         authorization = self._authorization if self._authorized else await self._header()
+        target = _target(path, params)
         for attempt in (1, 2):
-            self._count(method, path, params)
+            self._count(method, target)
             async with session.request(
                 method,
                 self.base + path,
@@ -156,6 +172,7 @@ class Transport:
                 proxy=self.proxy,
             ) as response:
                 data = await response.read()
+                self._log(method, target, response)
                 if response.status == 401 and attempt == 1 and self.auth is not None:
                     authorization = await self._header(rejected=authorization)
                     continue
@@ -170,7 +187,8 @@ class Transport:
         the status is an error; the lines are then empty."""
         session = self._open()
         authorization = self._authorization if self._authorized else await self._header()
-        self._count("GET", path, params)
+        target = _target(path, params)
+        self._count("GET", target)
         timeout = aiohttp.ClientTimeout(total=None, connect=TIMEOUT_S, sock_read=read_timeout)
         async with session.get(
             self.base + path,
@@ -179,12 +197,18 @@ class Transport:
             timeout=timeout,
             proxy=self.proxy,
         ) as response:
+            self._log("GET", target, response)
             if response.status == 401 and self.auth is not None:
                 await self._header(rejected=authorization)  # the next attempt uses the new one
             if response.status >= 400:
                 yield Reply(response.status, response.reason or "", await response.read()), _none()
                 return
             yield Reply(response.status, response.reason or "", b""), _lines(response.content)
+
+
+def _target(path: str, params: Mapping[str, str] | None) -> str:
+    """The path with its query string."""
+    return f"{path}?{urllib.parse.urlencode(params)}" if params else path
 
 
 def _env_proxy(url: str) -> str | None:
