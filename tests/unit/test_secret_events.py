@@ -1,5 +1,6 @@
 """How a Secret's watch event queues the apps that observe it (controller/handlers.on_secret):
-a source's change waits the coalescing delay, a new revision wakes its observers at once."""
+a source's change waits the coalescing delay, a new revision wakes its observers once that
+window has ended (at once if it has)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,27 @@ from webapp_operator.domain import revisions
 APP: reconcile.Key = ("webapp", "shop", "web")
 
 
-def body(kind: str) -> dict[str, Any]:
+def body(kind: str, source: str = "creds") -> dict[str, Any]:
     labels = {revisions.MANAGED_LABEL: kind}
     if kind == revisions.KIND_REVISION:
-        labels[revisions.REVISION_OF_LABEL] = "creds"
+        labels[revisions.REVISION_OF_LABEL] = source
     return {"metadata": {"labels": labels}}
 
 
 def runtime_at(now: list[float]) -> handlers.Runtime:
     runtime = handlers.Runtime({"coalesce_delay": 0.2, "coalesce_max": 2.0})
     runtime.queue = workqueue.WorkQueue(clock=lambda: now[0])
-    observers = {("shop", "creds"): [("shop", "web")]}
+    observers = {("shop", "creds"): [("shop", "web")], ("shop", "db"): [("shop", "web")]}
     runtime.ctx = SimpleNamespace(indexes=SimpleNamespace(observers=observers))  # type: ignore[assignment]
     return runtime
 
 
-async def event(runtime: handlers.Runtime, kind: str, name: str, type_: str | None) -> None:
+async def event(
+    runtime: handlers.Runtime, kind: str, name: str, type_: str | None, source: str = "creds"
+) -> None:
     memo = SimpleNamespace(runtime=runtime)
     handler: Any = handlers.on_secret  # as Kopf calls it, with the keywords used
-    await handler(body=body(kind), type=type_, namespace="shop", name=name, memo=memo)
+    await handler(body=body(kind, source), type=type_, namespace="shop", name=name, memo=memo)
 
 
 def test_a_source_change_waits_the_coalescing_delay_for_its_siblings() -> None:
@@ -79,3 +82,40 @@ async def _other_revision_events() -> None:
         entry = runtime.queue._entries[APP]
         assert entry.due == 102.0
         assert entry.priority == workqueue.FOLLOW_UP
+
+
+def test_a_revision_made_inside_the_window_waits_for_the_siblings_of_its_change() -> None:
+    """Secrets changed together roll an app once: the first Secret's revision, made within
+    milliseconds, must not start the rollout before the second Secret's change arrives."""
+    asyncio.run(_a_revision_inside_the_window())
+
+
+async def _a_revision_inside_the_window() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    await event(runtime, revisions.KIND_SOURCE, "creds", "MODIFIED")
+    now[0] = 100.05
+    await event(runtime, revisions.KIND_REVISION, "creds-rev-2", "ADDED")
+    assert runtime.queue._entries[APP].due == 100.2  # not 100.05
+    now[0] = 100.1
+    await event(runtime, revisions.KIND_SOURCE, "db", "MODIFIED")
+    assert runtime.queue._entries[APP].due == 100.3  # the sibling moved the window on
+    # The window is spent: a later revision of the same source (the retry case) is urgent.
+    runtime.queue._entries.clear()
+    now[0] = 101.0
+    await event(runtime, revisions.KIND_REVISION, "creds-rev-3", "ADDED")
+    assert runtime.queue._entries[APP].due == 101.0
+
+
+def test_ended_windows_are_dropped_so_the_map_stays_small() -> None:
+    asyncio.run(_ended_windows_dropped())
+
+
+async def _ended_windows_dropped() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    for n in range(handlers.SETTLING_SWEEP):
+        await event(runtime, revisions.KIND_SOURCE, f"s{n}", "MODIFIED")
+    now[0] = 101.0
+    await event(runtime, revisions.KIND_SOURCE, "creds", "MODIFIED")
+    assert list(runtime.settling) == [("shop", "creds")]

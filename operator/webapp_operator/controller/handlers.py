@@ -51,6 +51,7 @@ MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=webapp-operator"
 KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
 SNAPSHOT_KEY_FIELD: Final = "snapshot-key"
 WEBAPP_DELAY: Final = 0.05
+SETTLING_SWEEP: Final = 256  # coalescing windows kept before the ended ones are dropped
 # Work queue priorities: a change someone made (a Secret's content, a WebApp's spec, a due
 # rotation) goes before the follow-up reconciles that the operator's own writes cause (rollout
 # progress, status, pruning checks), so a fan-out reaches every app first.
@@ -101,6 +102,10 @@ class Runtime:
         self.election: leader.LeaderElection | None = None
         self.coalesce = float(self.options.get("coalesce_delay", 0.2))
         self.coalesce_max = float(self.options.get("coalesce_max", 2.0))
+        # (namespace, source) -> when the coalescing window its last change opened ends (the
+        # queue's clock): its new revision wakes the observers no sooner, so that siblings
+        # changed just after it still join the same rollout.
+        self.settling: dict[tuple[str, str], float] = {}
         # Opens sealed source Secrets in the Secret index; its keys are loaded at start-up.
         self.unsealer = sealing_keys.Unsealer()
 
@@ -113,6 +118,19 @@ class Runtime:
 
     def secret(self, namespace: str, name: str, delay: float = 0.0, priority: int = URGENT) -> None:
         self.queue.add(("secret", namespace, name), delay, priority=priority)
+
+    def source_changed(self, namespace: str, name: str) -> None:
+        """A source's content may have changed: its coalescing window starts now."""
+        now = self.queue.clock()
+        if len(self.settling) >= SETTLING_SWEEP:
+            self.settling = {k: t for k, t in self.settling.items() if t > now}
+        self.settling[(namespace, name)] = now + self.coalesce
+
+    def revision_delay(self, namespace: str, source: str) -> float:
+        """How long a new revision of `source` waits before it wakes its observers: what is
+        left of the source's coalescing window, or nothing."""
+        until = self.settling.pop((namespace, source), None)
+        return 0.0 if until is None else max(0.0, until - self.queue.clock())
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -255,14 +273,16 @@ async def on_secret(
     kind = labels.get(revisions.MANAGED_LABEL)
     # A source's change waits `coalesce` seconds for its siblings (one rollout for Secrets
     # changed together). A new revision in the index is what its observers wait for: they run
-    # now (those already queued run sooner, not again). Other revision events follow up.
+    # once the source's window has ended, at once if it has (those already queued run sooner,
+    # not again). Other revision events follow up.
     delay = runtime.coalesce
     if kind == revisions.KIND_SOURCE:
         source, priority = name, URGENT
+        runtime.source_changed(namespace, name)
     elif kind == revisions.KIND_REVISION:
         source, priority = labels.get(revisions.REVISION_OF_LABEL, ""), FOLLOW_UP
         if type == "ADDED":
-            delay, priority = 0.0, URGENT
+            delay, priority = runtime.revision_delay(namespace, source), URGENT
     else:
         return
     runtime.secret(namespace, source, priority=priority)
