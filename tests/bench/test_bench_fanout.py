@@ -62,6 +62,14 @@ async def _fanout(kubeconfig: Path, namespace: str, log_path: Path) -> scenarios
         await api.close()
 
 
+async def _writes_floor(kubeconfig: Path, namespace: str) -> float:
+    api = Api.connect(kubeconfig)
+    try:
+        return await scenarios.measure_writes_floor(api, namespace, concurrency=4, rounds=1)
+    finally:
+        await api.close()
+
+
 def test_fanout_of_ten_converges_every_observer(
     kube: Client, kubeconfig: Path, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -84,6 +92,7 @@ def test_fanout_of_ten_converges_every_observer(
             sources_of[secret.metadata.name] = parse_sources(
                 annotations.get("twelvefactor.dev/sources")
             )
+    snapshots: dict[str, str] = {}
     for app in (f"app-{i:02d}" for i in range(APPS)):
         deployments = list(
             kube.list(Deployment, namespace=namespace, labels={"twelvefactor.dev/webapp": app})
@@ -98,7 +107,23 @@ def test_fanout_of_ten_converges_every_observer(
             if ref.secretRef
         }
         assert len(names) == 1, f"{app}: Deployments on different snapshots {names}"
-        assert sources_of.get(str(names.pop())) == {f"{namespace}/shared": last}, app
+        snapshots[app] = str(names.pop())
+        assert sources_of.get(snapshots[app]) == {f"{namespace}/shared": last}, app
+
+    # The floor of the same writes (the operator stopped): every app's snapshot copied, every
+    # Deployment's pod template changed, nothing else.
+    floor_s = asyncio.run(_writes_floor(kubeconfig, namespace))
+    assert floor_s > 0
+    for app, snapshot in snapshots.items():
+        original = kube.get(Secret, snapshot, namespace=namespace)
+        copy = kube.get(Secret, f"{snapshot}-floor-0", namespace=namespace)
+        assert copy.data == original.data, app
+        for d in kube.list(
+            Deployment, namespace=namespace, labels={"twelvefactor.dev/webapp": app}
+        ):
+            assert d.spec is not None
+            assert d.spec.template.metadata is not None
+            assert (d.spec.template.metadata.annotations or {}).get("bench/floor") == "0", app
     print(  # noqa: T201 (figures for the log, not assertions)
         f"fan-out N={APPS}: p50 {scenarios.percentile(result.latencies, 50):.3f} s, "
         f"max {max(result.latencies):.3f} s, {result.writes / result.changes:.1f} writes per app"
