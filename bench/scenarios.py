@@ -192,11 +192,7 @@ async def measure_floor(api: Api, concurrency: int, patches: int, rounds: int) -
         for index in range(per_worker):
             started = time.monotonic()
             body = {"metadata": {"annotations": {"bench/n": f"{tag}-{index}"}}}
-            reply = await http.request(
-                "PATCH", f"{path}/{name}", json.dumps(body).encode(), MERGE_PATCH
-            )
-            if reply.status >= 400:
-                raise BenchError(f"floor PATCH of {name}: {reply.status} {reply.reason}")
+            await _json(http, "PATCH", f"{path}/{name}", body, MERGE_PATCH)
             rtts.append(time.monotonic() - started)
 
     try:
@@ -466,13 +462,12 @@ async def fanout(bench: Bench, n: int) -> dict[str, Any]:
         writes = 1 + writes_per_app(bench.processes) * n
         floor_s = bench.floor.writes(writes) if bench.floor else None
         summary = result.summary(floor_s)
-        if bench.floor is not None:
-            await bench.stop_operators()
-            writes_floor = await measure_writes_floor(api, namespace, bench.concurrency)
-            summary["writes_floor_s"] = rounded(writes_floor)
-            summary["p99_writes_floor_ratio"] = rounded(
-                percentile(result.latencies, 99) / writes_floor, 2
-            )
+        await bench.stop_operators()
+        writes_floor = await measure_writes_floor(api, namespace, bench.concurrency)
+        summary["writes_floor_s"] = rounded(writes_floor)
+        summary["p99_writes_floor_ratio"] = rounded(
+            percentile(result.latencies, 99) / writes_floor, 2
+        )
         summary["setup_s"] = rounded(setup_s, 1)
         summary["all_s"] = [rounded(v) for v in result.all_s]
         summary["reads_per_webapp_reconcile"] = rounded(

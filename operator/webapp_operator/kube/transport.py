@@ -29,11 +29,11 @@ import httpx2 as httpx
 from lightkube.config.client_adapter import user_auth, verify_cluster
 from lightkube.config.kubeconfig import SingleConfig
 
+logger = logging.getLogger(__name__)
+
 # Requests in flight at most (the workers' applies, Events and status writes together, plus a
 # long-lived WATCH per informer); all of them kept alive between requests: a new connection
 # is a TLS handshake on both sides.
-logger = logging.getLogger(__name__)
-
 CONNECTIONS: Final = 256
 KEEPALIVE_S: Final = 60.0
 TIMEOUT_S: Final = 30.0
