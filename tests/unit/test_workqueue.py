@@ -199,3 +199,125 @@ def test_a_handler_asks_to_come_back_as_a_follow_up(loop: asyncio.AbstractEventL
 
     loop.run_until_complete(scenario())
     assert handled == ["app", "other", "app"]
+
+
+def test_follow_ups_wait_while_urgent_keys_are_handled(loop: asyncio.AbstractEventLoop) -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, hold=2.0)
+    queue.add("app-1")
+    queue.add("app-2")
+    queue.add("status", priority=FOLLOW_UP)
+
+    async def scenario() -> list[str]:
+        taken = [await queue.get(), await queue.get()]  # both urgent keys in flight
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.05)  # the follow-up is held
+        queue.done(taken[0])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.05)  # one urgent key still in flight
+        waiting = asyncio.create_task(queue.get())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        queue.done(taken[1])  # the last urgent key done: the follow-up goes at once
+        taken.append(await asyncio.wait_for(waiting, 1.0))
+        return taken
+
+    assert loop.run_until_complete(scenario()) == ["app-1", "app-2", "status"]
+
+
+def test_a_held_follow_up_goes_after_the_hold_even_if_urgent_work_goes_on(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock, hold=2.0)
+    queue.add("slow-app")
+    queue.add("prune", priority=FOLLOW_UP)
+
+    async def scenario() -> list[str]:
+        taken = [await queue.get()]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.05)
+        clock.now += 2.0  # held as long as it may be: it goes though "slow-app" still runs
+        taken.append(await asyncio.wait_for(queue.get(), 1.0))
+        queue.add("other-app")  # urgent work still comes first
+        queue.add("status", priority=FOLLOW_UP)
+        taken.append(await asyncio.wait_for(queue.get(), 1.0))
+        return taken
+
+    assert loop.run_until_complete(scenario()) == ["slow-app", "prune", "other-app"]
+
+
+def test_a_failed_urgent_key_releases_the_held_follow_ups(loop: asyncio.AbstractEventLoop) -> None:
+    queue: WorkQueue[str] = WorkQueue(clock=FakeClock(), hold=2.0)
+    queue.add("app")
+    queue.add("status", priority=FOLLOW_UP)
+
+    async def scenario() -> str:
+        key = await queue.get()
+        queue.failed(key)  # comes back after its backoff; nothing urgent in flight meanwhile
+        return await asyncio.wait_for(queue.get(), 1.0)
+
+    assert loop.run_until_complete(scenario()) == "status"
+
+
+def test_a_follow_up_never_moves_a_waiting_change(loop: asyncio.AbstractEventLoop) -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
+    queue.add("app", delay=0.2, max_wait=2.0)  # a Secret's change, waiting for its siblings
+    queue.add("app", delay=0.5, max_wait=2.0, priority=FOLLOW_UP)  # a rollout's event
+    clock.now += 0.2
+    assert drain(queue, loop) == ["app"]  # on the change's time, not pushed to the follow-up's
+    assert queue.urgent_waiting is False
+
+
+def test_a_change_where_a_follow_up_waits_runs_on_its_own_time(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
+    queue.add("app", delay=0.5, max_wait=2.0, priority=FOLLOW_UP)
+    queue.add("other", delay=0.5, max_wait=2.0, priority=FOLLOW_UP)
+    queue.add("app", delay=0.2, max_wait=2.0)  # raised: the change's window, not the debounce
+    queue.add("other")  # raised, due now
+    assert drain(queue, loop) == ["other"]
+    clock.now += 0.2
+    assert drain(queue, loop) == ["app"]
+
+
+class CountingClock(FakeClock):
+    """A fake clock that counts its reads: each worker that wakes reads it once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+def test_a_key_wakes_one_idle_worker_not_all(loop: asyncio.AbstractEventLoop) -> None:
+    clock = CountingClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
+
+    async def scenario() -> tuple[list[str], int]:
+        workers = [asyncio.create_task(queue.get()) for _ in range(8)]
+        await asyncio.sleep(0.01)  # all eight idle
+        clock.reads = 0
+        queue.add("a")
+        queue.add("b", delay=0.05)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        taken = [w.result() for w in workers if w.done()]
+        reads = clock.reads
+        clock.now += 0.05
+        await asyncio.sleep(0.2)  # "b" is due: the one worker sleeping on its time wakes
+        taken += [w.result() for w in workers if w.done() and w.result() not in taken]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        return taken, reads
+
+    taken, reads = loop.run_until_complete(scenario())
+    assert taken == ["a", "b"]
+    assert reads <= 6  # the two adds and the few workers they woke, not all eight each time

@@ -38,7 +38,7 @@ import kopf
 from webapp_operator import GROUP, PLURAL, VERSION
 from webapp_operator.controller import kopf_patches, leader, metrics, reconcile, state, workqueue
 from webapp_operator.controller import sealing as sealing_keys
-from webapp_operator.domain import envrules, owned, render, revisions
+from webapp_operator.domain import envrules, observe, owned, render, revisions
 from webapp_operator.kube import client as kube
 from webapp_operator.kube import informer, transport
 
@@ -57,6 +57,7 @@ SETTLING_SWEEP: Final = 256  # coalescing windows kept before the ended ones are
 # progress, status, pruning checks), so a fan-out reaches every app first.
 URGENT: Final = workqueue.URGENT
 FOLLOW_UP: Final = workqueue.FOLLOW_UP
+FOLLOW_UP_DELAY: Final = workqueue.FOLLOW_UP_DELAY
 
 
 class SystemClock:
@@ -254,10 +255,20 @@ def _touch(memo: Any) -> Runtime:
 async def on_webapp(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     runtime = _touch(memo)
     meta = body.get("metadata") or {}
-    seen = (body.get("status") or {}).get("observedGeneration")
-    # Our own status writes (and annotations) leave the generation as observed: follow-ups.
-    changed = seen is None or meta.get("generation") != seen
-    runtime.webapp(namespace or "", name, 0.0, URGENT if changed else FOLLOW_UP)
+    status = body.get("status") or {}
+    seen = status.get("observedGeneration")
+    # Our own status writes leave the generation as observed: follow-ups. A spec change or a
+    # refresh request not yet handled is someone's change.
+    refresh = (meta.get("annotations") or {}).get(observe.REFRESH_ANNOTATION)
+    changed = (
+        seen is None
+        or meta.get("generation") != seen
+        or (refresh is not None and refresh != status.get("refreshed"))
+    )
+    if changed:
+        runtime.webapp(namespace or "", name, 0.0, URGENT)
+    else:
+        runtime.webapp(namespace or "", name, FOLLOW_UP_DELAY, FOLLOW_UP)
     # Tracking may have moved: the revisions it used may now be prunable.
     for ref in state.observed_refs(body):
         runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)
@@ -313,7 +324,7 @@ def on_workload(
     entry = new or old
     assert entry is not None
     namespace, app = entry.namespace, entry.app
-    runtime.webapp(namespace, app, priority=FOLLOW_UP)
+    runtime.webapp(namespace, app, FOLLOW_UP_DELAY, priority=FOLLOW_UP)
     ctx = runtime.ctx
     if ctx is None:
         return

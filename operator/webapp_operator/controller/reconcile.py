@@ -1060,7 +1060,7 @@ async def reconcile_webapp(
         # Other apps wait for their new environment (a fan-out): they go first, and this app's
         # status and notices follow as a follow-up (RolloutStarted is decided from the status,
         # so the follow-up tells it). Its pods already roll.
-        return workqueue.Again(0.0, workqueue.FOLLOW_UP)
+        return workqueue.Again(workqueue.FOLLOW_UP_DELAY, workqueue.FOLLOW_UP)
 
     now = ctx.clock.now()
     involved = _involved(webapp)
