@@ -339,7 +339,7 @@ def on_workload(
             continue
         snapshot = reconcile._one(ctx.indexes.secrets, (namespace, workload.snapshot))
         if snapshot is not None:
-            sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
+            sources = snapshot.sources
             refs.update((ns, name) for ns, name, _ in sources.values())
     for ref in refs:
         runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)

@@ -302,7 +302,7 @@ def _in_use(ctx: Context, namespace: str, name: str) -> tuple[set[int], set[int]
             snapshot = _one(ctx.indexes.secrets, (app_ns, workload.snapshot))
             if snapshot is None:
                 continue
-            sources = revisions.parse_sources(snapshot.annotations.get(render.ANNOTATION_SOURCES))
+            sources = snapshot.sources
             for src_ns, src_name, number in sources.values():
                 if (src_ns, src_name) == (namespace, name) and number is not None:
                     in_use.add(number)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from webapp_operator.domain import render, revisions, sealing
@@ -54,9 +55,16 @@ class SecretEntry:
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
-    @property
+    # Entries are immutable (a change is a new entry from the watch), so what is read of their
+    # metadata on every lookup is parsed once.
+    @cached_property
     def revision(self) -> revisions.Revision | None:
         return revisions.parse_revision(self.labels, self.annotations, self.created)
+
+    @cached_property
+    def sources(self) -> dict[str, tuple[str, str, int | None]]:
+        """An environment snapshot's sources (option -> (namespace, name, revision))."""
+        return revisions.parse_sources(self.annotations.get(render.ANNOTATION_SOURCES))
 
     @property
     def source_name(self) -> str | None:
