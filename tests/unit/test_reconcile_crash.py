@@ -414,6 +414,20 @@ def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster
     assert told[("RolloutStarted", "shop")] == 1
 
 
+
+def test_the_memory_of_recent_writes_forgets_expired_ones() -> None:
+    """Every told Event adds a key to what the process wrote recently: a long-running
+    operator keeps only those young enough to matter, however many it has told."""
+    ticks = itertools.count()
+    ctx = new_context(FakeCluster(), FakeIndexes())
+    ctx.monotonic = lambda: float(next(ticks))  # one second per write
+    ctx.memory_seconds = 30.0
+    for number in range(10_000):
+        ctx.remember(("Event", NS, "shop", f"notice-{number}"), "seen")
+    assert len(ctx.recent) < 2_048
+    assert ctx.wrote_recently(("Event", NS, "shop", "notice-9999"), "seen")
+    assert not ctx.wrote_recently(("Event", NS, "shop", "notice-0"), "seen")
+
 ROTATING = {
     "apiVersion": "twelvefactor.dev/v1alpha1",
     "kind": "WebApp",

@@ -132,6 +132,8 @@ class Context:
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
     memory_seconds: float = 30.0
+    # `recent` is swept of expired entries when it reaches this size (then twice what is left).
+    recent_sweep_at: int = 1024
     # Sealed sources whose values do not open, as last reported by Event: (ns, name) -> message.
     unseal_reported: dict[tuple[str, str], str] = field(default_factory=dict)
     monotonic: Any = field(default=None, repr=False)  # () -> float
@@ -158,7 +160,14 @@ class Context:
         )
 
     def remember(self, key: tuple[str, ...], digest: str = "") -> None:
-        self.recent[key] = (digest, self._tick())
+        now = self._tick()
+        self.recent[key] = (digest, now)
+        if len(self.recent) >= self.recent_sweep_at:
+            # Every write adds a key (each told Event its own): the memory stays bounded.
+            self.recent = {
+                k: seen for k, seen in self.recent.items() if now - seen[1] < self.memory_seconds
+            }
+            self.recent_sweep_at = max(1024, 2 * len(self.recent))
 
     def backoff(self, key: tuple[str, ...]) -> float:
         """The delay before the next try of `key`: doubling from RETRY_FIRST up to RETRY_MAX."""
