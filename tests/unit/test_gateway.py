@@ -73,7 +73,9 @@ def config(port: int, user: dict[str, Any]) -> Any:
 
 
 @asynccontextmanager
-async def serving(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[int]:
+async def serving(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[int]:
     """A real HTTP server on 127.0.0.1 answering every request with `handle`; yields its port."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -282,3 +284,48 @@ def test_every_request_is_logged_at_debug_in_httpx_words(caplog: pytest.LogCaptu
         f'HTTP Request: GET {base}/api/v1/pods?watch=true "HTTP/1.1 200 OK"',
     ]
     assert base.startswith(("https://127.0.0.1:", "http://127.0.0.1:"))
+
+
+def test_watches_never_take_the_places_of_requests() -> None:
+    """More open WATCHes than the requests' pool holds (a namespaced install watching many
+    namespaces): a request still goes through at once."""
+    release = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") != "true":
+            return web.json_response({"kind": "Status", "code": 200})
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"type": "BOOKMARK", "object": {}}\n')
+        await release.wait()
+        return response
+
+    async def main() -> Any:
+        async with serving(handle) as port:
+            http = transport.Transport(config(port, {"token": "t0"}), kube.RequestCounter())
+            opened = asyncio.Event()
+            count = 0
+
+            async def watch(index: int) -> None:
+                nonlocal count
+                async with http.stream(
+                    f"/api/v1/namespaces/ns-{index}/pods", {"watch": "true"}, 30.0
+                ) as (_, lines):
+                    async for _line in lines:
+                        count += 1
+                        if count == transport.CONNECTIONS + 8:
+                            opened.set()
+                        await release.wait()
+                        return
+
+            watches = [asyncio.create_task(watch(i)) for i in range(transport.CONNECTIONS + 8)]
+            try:
+                await asyncio.wait_for(opened.wait(), 20.0)
+                reply = await asyncio.wait_for(http.request("GET", "/api/v1/namespaces"), 5.0)
+                return reply.status
+            finally:
+                release.set()
+                await asyncio.gather(*watches, return_exceptions=True)
+                await http.close()
+
+    assert asyncio.run(main()) == 200

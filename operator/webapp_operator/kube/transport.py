@@ -31,11 +31,12 @@ from lightkube.config.kubeconfig import SingleConfig
 
 logger = logging.getLogger(__name__)
 
-# Requests in flight at most (the workers' applies, Events and status writes together, plus a
-# long-lived WATCH per informer); all of them kept alive between requests: a new connection
-# is a TLS handshake on both sides.
-CONNECTIONS: Final = 256
-KEEPALIVE_S: Final = 60.0
+# Requests in flight at most (the workers' applies, Events and status writes together); more
+# wait for a connection. Each connection holds TLS buffers (asyncio's alone are 128 KiB), so
+# the pool is sized to what the API server takes at once on small control planes, and an idle
+# connection is closed after a while; a new one is a TLS handshake on both sides.
+CONNECTIONS: Final = 32
+KEEPALIVE_S: Final = 30.0
 TIMEOUT_S: Final = 30.0
 
 
@@ -81,26 +82,37 @@ class Transport:
         # (HTTPS_PROXY, NO_PROXY): aiohttp's own `trust_env` reads ~/.netrc on every request.
         self.proxy = _env_proxy(self.base)
         self._session: aiohttp.ClientSession | None = None
+        # WATCHes on their own connections, as many as there are informers: a long-lived
+        # stream never takes a place in the requests' pool.
+        self._streams: aiohttp.ClientSession | None = None
         self._authorization: str | None = None
         self._authorized = False
         self._refreshing: asyncio.Lock | None = None
 
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                ssl=self.ssl, limit=limit, keepalive_timeout=KEEPALIVE_S
+            ),
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "webapp-operator"},
+        )
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                ssl=self.ssl, limit=CONNECTIONS, keepalive_timeout=KEEPALIVE_S
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "webapp-operator"},
-            )
+            self._session = self._new_session(CONNECTIONS)
         return self._session
 
+    def _open_streams(self) -> aiohttp.ClientSession:
+        if self._streams is None or self._streams.closed:
+            self._streams = self._new_session(0)  # no limit: one per WATCH
+        return self._streams
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
 
     async def _header(self, rejected: str | None = None) -> str | None:
         """The Authorization header; after a 401 (`rejected` is what was sent), a fresh one."""
@@ -185,7 +197,7 @@ class Transport:
     ) -> AsyncIterator[tuple[Reply, AsyncIterator[bytes]]]:
         """A GET whose body is read line by line (a WATCH). The reply's body is empty unless
         the status is an error; the lines are then empty."""
-        session = self._open()
+        session = self._open_streams()
         authorization = self._authorization if self._authorized else await self._header()
         target = _target(path, params)
         self._count("GET", target)
