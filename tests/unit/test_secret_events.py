@@ -5,10 +5,11 @@ window has ended (at once if it has)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 from typing import Any
 
-from webapp_operator.controller import handlers, reconcile, workqueue
+from webapp_operator.controller import handlers, reconcile, state, workqueue
 from webapp_operator.domain import revisions
 
 APP: reconcile.Key = ("webapp", "shop", "web")
@@ -119,3 +120,30 @@ async def _ended_windows_dropped() -> None:
     now[0] = 101.0
     await event(runtime, revisions.KIND_SOURCE, "creds", "MODIFIED")
     assert list(runtime.settling) == [("shop", "creds")]
+
+
+def test_entries_of_different_objects_share_their_metadata_keys() -> None:
+    """Every managed Secret has the same label and annotation keys: the index keeps one copy
+    of each, not one per object (each watch event is a separate JSON document)."""
+    documents = [
+        json.dumps(
+            {
+                "metadata": {
+                    "namespace": "demo",
+                    "name": f"credentials-{n}",
+                    "labels": {revisions.MANAGED_LABEL: revisions.KIND_SOURCE},
+                    "annotations": {"twelvefactor.dev/grant": f"app-{n}"},
+                },
+                "data": {},
+            }
+        )
+        for n in range(2)
+    ]
+    first, second = (state.secret_entry(json.loads(text)) for text in documents)
+    assert first.labels == second.labels
+    [(label_a, value_a)] = first.labels.items()
+    [(label_b, value_b)] = second.labels.items()
+    assert label_a is label_b
+    assert value_a is value_b
+    assert next(iter(first.annotations)) is next(iter(second.annotations))
+    assert first.annotations != second.annotations

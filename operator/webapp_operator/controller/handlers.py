@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import logging
 import os
@@ -185,9 +184,10 @@ _UNREAD_ANNOTATIONS: Final = ("kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _compact(body: kopf.Body) -> dict[str, Any]:
-    """A copy of a WebApp body without the metadata no reconcile reads."""
-    copied = {k: copy.deepcopy(v) for k, v in body.items() if k != "metadata"}
-    meta = {k: copy.deepcopy(v) for k, v in body.metadata.items() if k not in _UNREAD_METADATA}
+    """A copy of a WebApp body without the metadata no reconcile reads (its keys interned:
+    every app's body has the same ones)."""
+    copied = {k: state.intern_keys(v) for k, v in body.items() if k != "metadata"}
+    meta = {k: state.intern_keys(v) for k, v in body.metadata.items() if k not in _UNREAD_METADATA}
     annotations = meta.get("annotations")
     if annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}

@@ -8,10 +8,10 @@ Everything here is rebuilt from the watch streams after a restart: no state is l
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 from webapp_operator.domain import render, revisions, sealing
@@ -31,7 +31,7 @@ def _created(meta: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(0, UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecretEntry:
     """A Secret the operator manages: a source, a revision snapshot or an env snapshot."""
 
@@ -50,21 +50,21 @@ class SecretEntry:
     # An environment snapshot: whether the operator made it (`is_own_snapshot`); None when not
     # known (not a snapshot, or no snapshot key at hand when the index took it).
     verified: bool | None = None
+    # Entries are immutable (a change is a new entry from the watch), so what lookups read of
+    # their metadata is parsed once: a revision snapshot's number and times, and an environment
+    # snapshot's sources (option -> (namespace, name, revision)).
+    revision: revisions.Revision | None = field(init=False, repr=False, compare=False)
+    sources: dict[str, tuple[str, str, int | None]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        revision = revisions.parse_revision(self.labels, self.annotations, self.created)
+        sources = revisions.parse_sources(self.annotations.get(render.ANNOTATION_SOURCES))
+        object.__setattr__(self, "revision", revision)
+        object.__setattr__(self, "sources", sources)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
-
-    # Entries are immutable (a change is a new entry from the watch), so what is read of their
-    # metadata on every lookup is parsed once.
-    @cached_property
-    def revision(self) -> revisions.Revision | None:
-        return revisions.parse_revision(self.labels, self.annotations, self.created)
-
-    @cached_property
-    def sources(self) -> dict[str, tuple[str, str, int | None]]:
-        """An environment snapshot's sources (option -> (namespace, name, revision))."""
-        return revisions.parse_sources(self.annotations.get(render.ANNOTATION_SOURCES))
 
     @property
     def source_name(self) -> str | None:
@@ -77,6 +77,23 @@ class SecretEntry:
             "kind": "Secret",
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
         }
+
+
+def interned(mapping: Mapping[str, Any] | None, values: bool = False) -> dict[str, Any]:
+    """A copy of a label or annotation map whose keys (and, for labels, values: at most 63
+    characters) are shared by every entry that has them, not one copy per object."""
+    if values:
+        return {sys.intern(k): sys.intern(v) for k, v in (mapping or {}).items()}
+    return {sys.intern(k): v for k, v in (mapping or {}).items()}
+
+
+def intern_keys(value: Any) -> Any:
+    """A deep copy of a JSON value whose mapping keys are interned (see `interned`)."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): intern_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [intern_keys(v) for v in value]
+    return value
 
 
 def decode_data(data: Mapping[str, Any] | None) -> dict[str, bytes]:
@@ -108,9 +125,9 @@ def secret_entry(
     """The entry of a Secret; a sealed source is opened with `unseal` (docs/sealing.md); an
     environment snapshot is checked with `snapshot_key` (its content is not kept)."""
     meta = body.get("metadata") or {}
-    labels = dict(meta.get("labels") or {})
+    labels = interned(meta.get("labels"), values=True)
     kind = labels.get(revisions.MANAGED_LABEL, "")
-    annotations = dict(meta.get("annotations") or {})
+    annotations = interned(meta.get("annotations"))
     # Environment snapshots are only named by the operator: their content is never needed.
     keep_data = kind in (revisions.KIND_SOURCE, revisions.KIND_REVISION)
     data = decode_data(body.get("data")) if keep_data else {}
@@ -158,7 +175,7 @@ class WebAppEntry:
         return self.body.get("status") or {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkloadEntry:
     """A Deployment, ReplicaSet or Service the operator rendered for an app."""
 
@@ -214,9 +231,9 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
     owners = [o.get("name") for o in meta.get("ownerReferences") or [] if o.get("controller")]
     return WorkloadEntry(
         kind=kind,
-        namespace=meta.get("namespace", ""),
+        namespace=sys.intern(meta.get("namespace", "")),
         name=meta.get("name", ""),
-        app=app,
+        app=sys.intern(app),
         uid=meta.get("uid", ""),
         applied=(meta.get("annotations") or {}).get(APPLIED_ANNOTATION),
         snapshot=_template_snapshot(spec),
