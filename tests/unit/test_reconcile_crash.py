@@ -59,6 +59,17 @@ class Index:
         return self.items.get(key, default)
 
 
+class WorkloadIndex(Index):
+    """The informers' workloads: by app, and each by its own name."""
+
+    def named(self, kind: str, namespace: str, name: str) -> state.WorkloadEntry | None:
+        for entries in self.items.values():
+            for entry in entries:
+                if (entry.kind, entry.namespace, entry.name) == (kind, namespace, name):
+                    return entry  # type: ignore[no-any-return]
+        return None
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -231,7 +242,7 @@ class FakeIndexes:
     revisions: Index = field(default_factory=Index)
     webapps: Index = field(default_factory=Index)
     observers: Index = field(default_factory=Index)
-    workloads: Index = field(default_factory=Index)
+    workloads: WorkloadIndex = field(default_factory=WorkloadIndex)
 
     def all(self) -> list[Index]:
         return [self.secrets, self.revisions, self.webapps, self.observers, self.workloads]
@@ -414,7 +425,6 @@ def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster
     assert told[("RolloutStarted", "shop")] == 1
 
 
-
 def test_the_memory_of_recent_writes_forgets_expired_ones() -> None:
     """Every told Event adds a key to what the process wrote recently: a long-running
     operator keeps only those young enough to matter, however many it has told."""
@@ -427,6 +437,7 @@ def test_the_memory_of_recent_writes_forgets_expired_ones() -> None:
     assert len(ctx.recent) < 2_048
     assert ctx.wrote_recently(("Event", NS, "shop", "notice-9999"), "seen")
     assert not ctx.wrote_recently(("Event", NS, "shop", "notice-0"), "seen")
+
 
 ROTATING = {
     "apiVersion": "twelvefactor.dev/v1alpha1",

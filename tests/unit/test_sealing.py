@@ -461,6 +461,9 @@ class Store:
     def get(self, key: Any, default: Any = None) -> Any:
         return self.items.get(key, default)
 
+    def named(self, kind: str, namespace: str, name: str) -> None:
+        return None  # no workloads here
+
 
 class FakeWriter:
     def __init__(self) -> None:

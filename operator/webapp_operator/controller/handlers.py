@@ -215,12 +215,12 @@ class Workloads:
         self.by_name: dict[tuple[str, str, str], state.WorkloadEntry] = {}
 
     def get(self, key: Any, default: Any = None) -> Any:
-        """(ns, app) -> that app's workloads; (reconcile.BY_NAME, kind, ns, name) -> [entry]."""
-        if len(key) == 4 and key[0] == reconcile.BY_NAME:
-            one = self.by_name.get(key[1:])
-            return [one] if one is not None else default
+        """(ns, app) -> that app's workloads."""
         found = self.by_app.get(key)
         return list(found.values()) if found else default
+
+    def named(self, kind: str, namespace: str, name: str) -> state.WorkloadEntry | None:
+        return self.by_name.get((kind, namespace, name))
 
     def put(self, old: state.WorkloadEntry | None, new: state.WorkloadEntry | None) -> None:
         if old is not None:

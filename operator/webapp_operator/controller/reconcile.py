@@ -43,7 +43,6 @@ SECRET_KEY_DATA: Final = owned.SECRET_KEY_DATA
 # revision's watch event; this is only the safety net should an event be missed.
 PENDING_RETRY: Final = 2.0
 # The key form that looks a workload up by kind and name instead of by app.
-BY_NAME: Final = "by-name"
 # Retries of what no watch event announces (a name held by a Secret the operator does not watch,
 # a ServiceAccount's grant): 1, 2, 4, 8 s, then every RETRY_MAX s until it succeeds.
 RETRY_FIRST: Final = 1.0
@@ -56,6 +55,12 @@ class Store(Protocol):
     """A Kopf index: key -> collection of values."""
 
     def get(self, key: Any, default: Any = None) -> Any: ...
+
+
+class WorkloadStore(Store, Protocol):
+    """The workloads of each app, and each workload by its own name."""
+
+    def named(self, kind: str, namespace: str, name: str) -> state.WorkloadEntry | None: ...
 
 
 class Writer(Protocol):
@@ -95,7 +100,7 @@ class Indexes:
     revisions: Store  # (ns, source) -> SecretEntry: revision snapshots
     webapps: Store  # (ns, name) -> WebAppEntry
     observers: Store  # (secret ns, secret name) -> (app ns, app name)
-    workloads: Store  # (ns, app) -> WorkloadEntry: Deployments, ReplicaSets, Services
+    workloads: WorkloadStore  # (ns, app) -> WorkloadEntry: Deployments, ReplicaSets, Services
 
 
 def _all(store: Store, key: Any) -> list[Any]:
@@ -1027,10 +1032,10 @@ async def reconcile_webapp(
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
             continue
-        taken = _one(ctx.indexes.workloads, (BY_NAME, *key))
-        if taken is not None and taken.app != name:
+        holder = ctx.indexes.workloads.named(*key)
+        if holder is not None and holder.app != name:
             msg = (
-                f"{obj['kind']} {key[2]} already belongs to WebApp {taken.app}: rename a "
+                f"{obj['kind']} {key[2]} already belongs to WebApp {holder.app}: rename a "
                 f"process of {name} (or the app) so that their names differ"
             )
             await _fail(ctx, entry, InvalidConfigError(msg), generation)
