@@ -437,6 +437,10 @@ def test_the_memory_of_recent_writes_forgets_expired_ones() -> None:
     assert len(ctx.recent) < 2_048
     assert ctx.wrote_recently(("Event", NS, "shop", "notice-9999"), "seen")
     assert not ctx.wrote_recently(("Event", NS, "shop", "notice-0"), "seen")
+    for _ in range(30):
+        ctx.wrote_recently(("Event", NS, "shop", "notice-9999"), "seen")  # time passes
+    ctx.forget_expired()  # the scheduler's periodic sweep: nothing left once all expired
+    assert ctx.recent == {}
 
 
 ROTATING = {

@@ -657,7 +657,8 @@ async def _work(runtime: Runtime) -> None:
 
 
 async def _scheduler(runtime: Runtime) -> None:
-    """The one timer of the operator: wakes when the agenda's next rotation/expiry is due."""
+    """The one timer of the operator: wakes when the agenda's next rotation/expiry is due,
+    and at least every 30 s, when it also forgets the writes too old to matter."""
     await runtime.ready.wait()
     ctx = runtime.ctx
     assert ctx is not None
@@ -668,6 +669,8 @@ async def _scheduler(runtime: Runtime) -> None:
         now = ctx.clock.now()
         for namespace, name in ctx.agenda.pop_due(now):
             runtime.secret(namespace, name)
+        if ctx.recent:
+            ctx.forget_expired()
         upcoming = ctx.agenda.next_wake()
         delay = poll if upcoming is None else (upcoming - now).total_seconds()
         await asyncio.sleep(min(poll, max(0.05, delay)))

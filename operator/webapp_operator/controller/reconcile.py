@@ -165,14 +165,17 @@ class Context:
         )
 
     def remember(self, key: tuple[str, ...], digest: str = "") -> None:
-        now = self._tick()
-        self.recent[key] = (digest, now)
+        self.recent[key] = (digest, self._tick())
         if len(self.recent) >= self.recent_sweep_at:
-            # Every write adds a key (each told Event its own): the memory stays bounded.
-            self.recent = {
-                k: seen for k, seen in self.recent.items() if now - seen[1] < self.memory_seconds
-            }
-            self.recent_sweep_at = max(1024, 2 * len(self.recent))
+            self.forget_expired()  # every write adds a key (each told Event its own)
+
+    def forget_expired(self) -> None:
+        """Drop what was written too long ago to matter (also when idle: the scheduler)."""
+        now = self._tick()
+        self.recent = {
+            k: seen for k, seen in self.recent.items() if now - seen[1] < self.memory_seconds
+        }
+        self.recent_sweep_at = max(1024, 2 * len(self.recent))
 
     def backoff(self, key: tuple[str, ...]) -> float:
         """The delay before the next try of `key`: doubling from RETRY_FIRST up to RETRY_MAX."""
