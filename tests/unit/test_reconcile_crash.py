@@ -216,9 +216,7 @@ class FakeCluster:
         memo = SimpleNamespace(runtime=SimpleNamespace(unsealer=None))
         functions: list[tuple[str, Index, Any]] = [  # Kopf index functions
             ("Secret", indexes.secrets, handlers.managed_secrets),
-            ("Secret", indexes.revisions, handlers.secret_revisions),
             ("WebApp", indexes.webapps, handlers.webapps),
-            ("WebApp", indexes.observers, handlers.observers),
         ]
         for index in indexes.all():
             index.items.clear()
@@ -238,14 +236,14 @@ class FakeCluster:
 
 @dataclass
 class FakeIndexes:
+    """The operator's two Kopf indexes (read as the handlers read them) and the informers'."""
+
     secrets: Index = field(default_factory=Index)
-    revisions: Index = field(default_factory=Index)
     webapps: Index = field(default_factory=Index)
-    observers: Index = field(default_factory=Index)
     workloads: WorkloadIndex = field(default_factory=WorkloadIndex)
 
     def all(self) -> list[Index]:
-        return [self.secrets, self.revisions, self.webapps, self.observers, self.workloads]
+        return [self.secrets, self.webapps, self.workloads]
 
 
 def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context:
@@ -254,9 +252,9 @@ def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context
     return reconcile.Context(
         indexes=reconcile.Indexes(
             indexes.secrets,
-            indexes.revisions,
+            handlers.Prefixed(indexes.secrets, handlers.REVISIONS_OF),
             indexes.webapps,
-            indexes.observers,
+            handlers.Prefixed(indexes.webapps, handlers.OBSERVED_BY),
             indexes.workloads,
         ),
         writer=cluster,

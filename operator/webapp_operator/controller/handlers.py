@@ -6,7 +6,9 @@ Why these Kopf features and no others:
   handlers until every index has its initial listing, so the first reconcile after a restart
   already sees the whole cluster and finds nothing to write (invariant 7).
 - Index functions are `async def`: Kopf runs a sync handler in its thread pool, a thread
-  hop per watch event and per index.
+  hop per watch event and per index. One index per kind (`managed_secrets`, `webapps`), each
+  with several kinds of key: Kopf runs every index function on every event and keeps
+  bookkeeping per object and index.
 - `@kopf.on.event` handlers only enqueue keys. They keep no diff-base and no progress
   annotations, so Kopf never writes a Secret's data into an annotation (invariant 2); no
   change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
@@ -141,11 +143,30 @@ def _runtime(memo: Any) -> Runtime:
 # ----------------------------------------------------------------------------- indexes
 
 
+# Each watched kind has one Kopf index (Kopf keeps bookkeeping per object and index, and runs
+# every index function on every event); the kinds of key in one index are told apart by their
+# first item, and `Prefixed` reads one kind as if it were an index of its own.
+REVISIONS_OF: Final = "revisions-of"  # ("revisions-of", ns, source) -> its revision snapshots
+OBSERVED_BY: Final = "observed-by"  # ("observed-by", secret ns, secret name) -> (app ns, app name)
+
+
+class Prefixed:
+    """The keys of an index that start with `prefix`, looked up without it."""
+
+    def __init__(self, index: Any, prefix: str) -> None:
+        self.index = index
+        self.prefix = prefix
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.index.get((self.prefix, *key), default)
+
+
 @kopf.index("v1", "secrets")
 async def managed_secrets(
     body: kopf.Body, memo: Any, **_: Any
 ) -> dict[Any, state.SecretEntry] | None:
-    """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots."""
+    """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots;
+    ("owned-by", ns, app) -> the app's owned sources; (REVISIONS_OF, ns, source) -> revisions."""
     runtime = _runtime(memo)
     ctx = getattr(runtime, "ctx", None)  # set at start-up, before any watch
     entry = state.secret_entry(body, runtime.unsealer, ctx.settings.snapshot_key if ctx else None)
@@ -159,22 +180,22 @@ async def managed_secrets(
     owner = entry.labels.get(owned.OWNED_BY_LABEL)
     if owner and entry.kind == revisions.KIND_SOURCE:
         keys[("owned-by", entry.namespace, owner)] = entry
+    if entry.kind == revisions.KIND_REVISION and entry.source_name:
+        keys[(REVISIONS_OF, entry.namespace, entry.source_name)] = entry
     return keys
-
-
-@kopf.index("v1", "secrets")
-async def secret_revisions(body: kopf.Body, **_: Any) -> dict[Any, state.SecretEntry] | None:
-    """(ns, source) -> revision snapshots of that source."""
-    entry = state.secret_entry(body)
-    if entry.kind != revisions.KIND_REVISION or not entry.source_name:
-        return None
-    return {(entry.namespace, entry.source_name): entry}
 
 
 @kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
 async def webapps(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
+    """(ns, name) -> the WebApp's entry; (OBSERVED_BY, secret ns, secret name) -> (ns, name)
+    for every Secret it references, including the app's own secret key."""
     ns = namespace or ""
-    return {(ns, name): state.WebAppEntry(ns, name, _compact(body))}
+    keys: dict[Any, Any] = {(ns, name): state.WebAppEntry(ns, name, _compact(body))}
+    refs = state.observed_refs(body)
+    refs.append((ns, f"{name}{reconcile.SECRET_KEY_SUFFIX}"))
+    for ref in refs:
+        keys[(OBSERVED_BY, *ref)] = (ns, name)
+    return keys
 
 
 # Metadata nothing reads from the index, often larger than the spec: the field managers' sets,
@@ -193,15 +214,6 @@ def _compact(body: kopf.Body) -> dict[str, Any]:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}
     copied["metadata"] = meta
     return copied
-
-
-@kopf.index("twelvefactor.dev", "v1alpha1", "webapps")
-async def observers(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any]:
-    """(secret ns, secret name) -> (app ns, app name), including the app's own secret key."""
-    ns = namespace or ""
-    refs = state.observed_refs(body)
-    refs.append((ns, f"{name}{reconcile.SECRET_KEY_SUFFIX}"))
-    return dict.fromkeys(refs, (ns, name))
 
 
 class Workloads:
@@ -512,9 +524,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         indexes=reconcile.Indexes(
             # Sealed sources that did not open are tried again once the keys change.
             secrets=sealing_keys.ReopeningStore(indexes["managed_secrets"], runtime.unsealer),
-            revisions=indexes["secret_revisions"],
+            revisions=Prefixed(indexes["managed_secrets"], REVISIONS_OF),
             webapps=indexes["webapps"],
-            observers=indexes["observers"],
+            observers=Prefixed(indexes["webapps"], OBSERVED_BY),
             workloads=runtime.workloads,
         ),
         writer=kube.Gateway(runtime.transport, on_event=runtime.metrics.event),
