@@ -388,9 +388,12 @@ async def fanout_rounds(
     for index in range(rounds):
         target = Target(f"{namespace}/{secret}", first_revision + index, processes)
         round_ = view.expect(dict.fromkeys(keys, target))
+        log(f"{namespace}: round {index + 1} of {rounds}")
         round_.start()
         await workload.update_secret(api, namespace, secret, secrets.token_hex(8))
         done = await view.wait(round_, _timeout(len(apps)))
+        last = max(done.values())
+        log(f"{namespace}: round {index + 1}: the last app converged after {last:.2f} s")
         result.latencies += done.values()
         result.all_s.append(max(done.values()))
         after = await settle(view, operator, keys, rollout=rollout)
