@@ -68,3 +68,21 @@ def test_status_equal_ignores_fields_not_written() -> None:
     assert observe.status_equal(old, {"observedGeneration": 2, "conditions": []})
     assert not observe.status_equal(old, {"observedGeneration": 3})
     assert not observe.status_equal(None, {"observedGeneration": 3})
+
+
+@pytest.mark.parametrize(
+    ("annotations", "handled", "pending"),
+    [
+        (None, None, None),
+        ({}, "web@1", None),
+        ({observe.REFRESH_ANNOTATION: ""}, None, None),
+        ({observe.REFRESH_ANNOTATION: "web@1"}, "web@1", None),
+        ({observe.REFRESH_ANNOTATION: "web@2"}, "web@1", "web@2"),
+        ({observe.REFRESH_ANNOTATION: "*@3"}, None, "*@3"),
+        ({observe.REFRESH_ANNOTATION: "not a token"}, None, "not a token"),  # told as invalid
+    ],
+)
+def test_a_refresh_is_pending_until_its_value_is_recorded_as_handled(
+    annotations: dict[str, str] | None, handled: str | None, pending: str | None
+) -> None:
+    assert observe.pending_refresh(annotations, handled) == pending

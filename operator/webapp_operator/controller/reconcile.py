@@ -656,8 +656,8 @@ class _Option:
 
 def _refresh_request(webapp: model.WebApp, handled: str | None) -> tuple[str | None, set[str]]:
     """The refresh annotation if it is new: (token, options; '*' for all)."""
-    token = (webapp.metadata.annotations or {}).get(observe.REFRESH_ANNOTATION)
-    if not token or token == handled:
+    token = observe.pending_refresh(webapp.metadata.annotations, handled)
+    if token is None:
         return None, set()
     try:
         options, _ = observe.parse_refresh(token)

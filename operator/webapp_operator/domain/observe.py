@@ -46,6 +46,13 @@ def parse_refresh(value: str) -> tuple[frozenset[str] | None, str]:
     return options, nonce
 
 
+def pending_refresh(annotations: Mapping[str, str] | None, handled: str | None) -> str | None:
+    """The refresh annotation's value when it is one not yet handled (`handled`: the value in
+    status.refreshed), else None."""
+    token = (annotations or {}).get(REFRESH_ANNOTATION)
+    return token if token and token != handled else None
+
+
 def choose_tracked(
     mode: Literal["auto", "manual"],
     pin: int | None,
