@@ -12,7 +12,8 @@ from typing import Any
 from webapp_operator.controller import handlers, reconcile, state, workqueue
 from webapp_operator.domain import revisions
 
-APP: reconcile.Key = ("webapp", "shop", "web")
+APP: reconcile.Key = ("webapp", "shop", "web")  # references two Secrets: creds and db
+SOLO: reconcile.Key = ("webapp", "shop", "solo")  # references creds alone
 
 
 def body(kind: str, source: str = "creds") -> dict[str, Any]:
@@ -25,9 +26,22 @@ def body(kind: str, source: str = "creds") -> dict[str, Any]:
 def runtime_at(now: list[float]) -> handlers.Runtime:
     runtime = handlers.Runtime({"coalesce_delay": 0.2, "coalesce_max": 2.0})
     runtime.queue = workqueue.WorkQueue(clock=lambda: now[0])
-    observers = {("shop", "creds"): [("shop", "web")], ("shop", "db"): [("shop", "web")]}
-    runtime.ctx = SimpleNamespace(indexes=SimpleNamespace(observers=observers))  # type: ignore[assignment]
+    observers = {
+        ("shop", "creds"): [("shop", "web"), ("shop", "solo")],
+        ("shop", "db"): [("shop", "web")],
+    }
+    webapps = {
+        ("shop", "web"): [state.WebAppEntry("shop", "web", webapp("web", "creds", "db"))],
+        ("shop", "solo"): [state.WebAppEntry("shop", "solo", webapp("solo", "creds"))],
+    }
+    indexes = SimpleNamespace(observers=observers, webapps=webapps)
+    runtime.ctx = SimpleNamespace(indexes=indexes)  # type: ignore[assignment]
     return runtime
+
+
+def webapp(name: str, *secrets: str) -> dict[str, Any]:
+    options = {s: {"secretName": s} for s in secrets}
+    return {"metadata": {"namespace": "shop", "name": name}, "spec": {"secrets": options}}
 
 
 async def event(
@@ -66,7 +80,7 @@ async def _a_new_revision_wakes() -> None:
     entry = runtime.queue._entries[APP]
     assert entry.due == 100.3
     assert entry.priority == workqueue.URGENT
-    assert [k for k in runtime.queue._entries if k[0] == "webapp"] == [APP]
+    assert sorted(k for k in runtime.queue._entries if k[0] == "webapp") == [SOLO, APP]
 
 
 def test_other_revision_events_only_follow_up() -> None:
@@ -106,6 +120,29 @@ async def _a_revision_inside_the_window() -> None:
     now[0] = 101.0
     await event(runtime, revisions.KIND_REVISION, "creds-rev-3", "ADDED")
     assert runtime.queue._entries[APP].due == 101.0
+
+
+def test_an_app_that_references_only_the_changed_secret_does_not_wait() -> None:
+    """No sibling change can join a rollout of an app that references one Secret: its new
+    revision wakes it at once, inside the window, while an app that references others waits."""
+    asyncio.run(_only_the_changed_secret())
+
+
+async def _only_the_changed_secret() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    await event(runtime, revisions.KIND_SOURCE, "creds", "MODIFIED")
+    assert runtime.queue._entries[SOLO].due == 100.2  # nothing to run before the revision
+    now[0] = 100.05
+    await event(runtime, revisions.KIND_REVISION, "creds-rev-2", "ADDED")
+    assert runtime.queue._entries[SOLO].due == 100.05
+    assert runtime.queue._entries[SOLO].priority == workqueue.URGENT
+    assert runtime.queue._entries[APP].due == 100.2
+    # Removals and relabels of revisions still only follow up.
+    runtime.queue._entries.clear()
+    await event(runtime, revisions.KIND_REVISION, "creds-rev-1", "DELETED")
+    assert runtime.queue._entries[SOLO].due == 100.25
+    assert runtime.queue._entries[SOLO].priority == workqueue.FOLLOW_UP
 
 
 def test_ended_windows_are_dropped_so_the_map_stays_small() -> None:
