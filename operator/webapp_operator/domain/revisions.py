@@ -27,7 +27,10 @@ MANAGED_LABEL: Final = "twelvefactor.dev/secret"
 KIND_SOURCE: Final = "true"
 KIND_REVISION: Final = "revision"
 KIND_ENVIRONMENT: Final = "environment"
-WATCH_SELECTOR: Final = MANAGED_LABEL  # existence: sources, revisions and snapshots
+# What the Kopf indexes watch: sources and revisions (any managed Secret but a snapshot).
+WATCH_SELECTOR: Final = f"{MANAGED_LABEL},{MANAGED_LABEL}!={KIND_ENVIRONMENT}"
+# Environment snapshots: one made and one pruned per app and change, watched by an informer.
+SNAPSHOT_SELECTOR: Final = f"{MANAGED_LABEL}={KIND_ENVIRONMENT}"
 
 REVISION_OF_LABEL: Final = "twelvefactor.dev/revision-of"
 REVISION_LABEL: Final = "twelvefactor.dev/revision"
