@@ -674,19 +674,13 @@ async def _readiness(runtime: Runtime, http: transport.Http, namespaces: list[st
     runtime.ready.set()
 
 
-# Young collections run every GC_YOUNG container allocations (Python's default: 700). A watch
-# event's JSON alone makes dozens, and survivors are promoted and scanned again and again.
-GC_YOUNG: Final = 10_000
-
-
 def settle_collector() -> None:
-    """Once the indexes are listed: what start-up made (imports, the first listing) is moved out
-    of the cyclic collector's scans, and young collections run less often. In a fan-out of 100
-    the collector had paused the event loop for up to 0.1 s at a time (bench, gc callbacks)."""
+    """Once the indexes are listed, what start-up made (imported code, the first listing) is moved
+    out of the cyclic collector's scans: in a fan-out of 100 the collector had paused the event
+    loop for up to 0.1 s at a time, scanning every index entry (bench, gc callbacks). Young
+    collections keep Python's default: spacing them out raised the steady-state RSS."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG, middle, old)
 
 
 async def _nothing_to_index(http: transport.Http, namespaces: list[str]) -> bool:
