@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from webapp_operator.controller import handlers, reconcile, state, workqueue
-from webapp_operator.domain import render, revisions
+from webapp_operator.domain import revisions
 
 APP: reconcile.Key = ("webapp", "shop", "web")  # references two Secrets: creds and db
 SOLO: reconcile.Key = ("webapp", "shop", "solo")  # references creds alone
@@ -184,49 +184,3 @@ def test_entries_of_different_objects_share_their_metadata_keys() -> None:
     assert value_a is value_b
     assert next(iter(first.annotations)) is next(iter(second.annotations))
     assert first.annotations != second.annotations
-
-
-def snapshot_entry(name: str, app: str, namespace: str = "shop") -> state.SecretEntry:
-    labels = {revisions.MANAGED_LABEL: revisions.KIND_ENVIRONMENT, render.LABEL_ENVIRONMENT: app}
-    return state.secret_entry(
-        {"metadata": {"namespace": namespace, "name": name, "labels": labels}}
-    )
-
-
-def test_snapshots_are_found_by_name_and_by_app_and_forgotten_when_gone() -> None:
-    """The informer's store of environment snapshots answers the keys the Kopf index answered
-    before it: (ns, name), and (ENV_OF, ns, app) for pruning."""
-    snapshots = handlers.Snapshots()
-    first, second = snapshot_entry("web-env-a", "web"), snapshot_entry("web-env-b", "web")
-    other = snapshot_entry("api-env-a", "api")
-    for entry in (first, second, other):
-        snapshots.put(None, entry)
-    assert snapshots.get(("shop", "web-env-a")) == [first]
-    assert snapshots.get((handlers.ENV_OF, "shop", "web")) == [first, second]
-    snapshots.put(first, None)
-    assert snapshots.get(("shop", "web-env-a")) is None
-    assert snapshots.get((handlers.ENV_OF, "shop", "web")) == [second]
-    snapshots.put(second, None)
-    assert snapshots.get((handlers.ENV_OF, "shop", "web"), "none") == "none"
-    assert snapshots.by_app == {("shop", "api"): {"api-env-a": other}}
-
-
-def test_the_reconcilers_read_sources_revisions_and_snapshots_as_one_store() -> None:
-    source = state.secret_entry(
-        {
-            "metadata": {
-                "namespace": "shop",
-                "name": "creds",
-                "labels": body("true")["metadata"]["labels"],
-            }
-        }
-    )
-    snapshots = handlers.Snapshots()
-    snap = snapshot_entry("web-env-a", "web")
-    snapshots.put(None, snap)
-    store = handlers.ManagedSecrets({("shop", "creds"): [source]}, snapshots)
-    assert store.get(("shop", "creds")) == [source]
-    assert store.get(("shop", "web-env-a")) == [snap]
-    assert store.get((handlers.ENV_OF, "shop", "web")) == [snap]
-    assert store.get(("shop", "nothing")) is None
-    assert reconcile._one(store, ("shop", "web-env-a")) is snap

@@ -12,13 +12,12 @@ Why these Kopf features and no others:
 - `@kopf.on.event` handlers only enqueue keys. They keep no diff-base and no progress
   annotations, so Kopf never writes a Secret's data into an annotation (invariant 2); no
   change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
-- Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources and
-  revisions through Kopf, environment snapshots through an informer), Deployments, ReplicaSets
-  and Services by `managed-by=webapp-operator`; memory does not grow with unrelated objects.
-- Deployments, ReplicaSets, Services and environment snapshots are not watched through Kopf
-  but through informers (`kube/informer.py`): a rollout makes many of their events, and each
-  costs only a JSON decoding there. The workers start once Kopf's indexes and every informer
-  have listed.
+- Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
+  snapshots), Deployments, ReplicaSets and Services by `managed-by=webapp-operator`; memory does
+  not grow with unrelated objects.
+- Deployments, ReplicaSets and Services are not watched through Kopf but through informers
+  (`kube/informer.py`): a rollout makes many of their events, and each costs only a JSON
+  decoding there. The workers start once Kopf's indexes and every informer have listed.
 - Posting of log messages as Kubernetes Events is off: the operator posts its own Events, whose
   texts name objects and never values.
 """
@@ -94,7 +93,6 @@ class Runtime:
         self.ready = asyncio.Event()
         self.kopf_ready = asyncio.Event()
         self.workloads = Workloads()
-        self.snapshots = Snapshots()
         self.informers: list[informer.Informer[Any]] = []
         self.ctx: reconcile.Context | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -151,7 +149,6 @@ def _runtime(memo: Any) -> Runtime:
 # first item, and `Prefixed` reads one kind as if it were an index of its own.
 REVISIONS_OF: Final = "revisions-of"  # ("revisions-of", ns, source) -> its revision snapshots
 OBSERVED_BY: Final = "observed-by"  # ("observed-by", secret ns, secret name) -> (app ns, app name)
-ENV_OF: Final = state.ENV_OF  # (ENV_OF, ns, app) -> the app's environment snapshots (`Snapshots`)
 
 
 class Prefixed:
@@ -169,14 +166,18 @@ class Prefixed:
 async def managed_secrets(
     body: kopf.Body, memo: Any, **_: Any
 ) -> dict[Any, state.SecretEntry] | None:
-    """(ns, name) -> entry for every source and revision (environment snapshots are not in
-    this watch: `Snapshots`); ("owned-by", ns, app) -> the app's owned sources;
-    (REVISIONS_OF, ns, source) -> revisions."""
+    """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots;
+    ("owned-by", ns, app) -> the app's owned sources; (REVISIONS_OF, ns, source) -> revisions."""
     runtime = _runtime(memo)
-    entry = state.secret_entry(body, runtime.unsealer)
+    ctx = getattr(runtime, "ctx", None)  # set at start-up, before any watch
+    entry = state.secret_entry(body, runtime.unsealer, ctx.settings.snapshot_key if ctx else None)
     if not entry.kind:
         return None
     keys: dict[Any, state.SecretEntry] = {entry.key: entry}
+    if entry.kind == revisions.KIND_ENVIRONMENT:
+        app = entry.labels.get(render.LABEL_ENVIRONMENT)
+        if app:
+            keys[("env-of", entry.namespace, app)] = entry
     owner = entry.labels.get(owned.OWNED_BY_LABEL)
     if owner and entry.kind == revisions.KIND_SOURCE:
         keys[("owned-by", entry.namespace, owner)] = entry
@@ -244,57 +245,6 @@ class Workloads:
         if new is not None:
             self.by_app.setdefault((new.namespace, new.app), {})[(new.kind, new.name)] = new
             self.by_name[(new.kind, new.namespace, new.name)] = new
-
-
-class Snapshots:
-    """The environment snapshots, as an informer last saw them: (ns, name) -> [entry] and
-    ENV_OF keys -> the app's snapshots. Not watched by Kopf: a change observed by N apps
-    makes N snapshots and, once rolled out, prunes N, and Kopf's per-event machinery cost
-    more than the rest of their handling (docs/performance.md)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[tuple[str, str], state.SecretEntry] = {}
-        self.by_app: dict[tuple[str, str], dict[str, state.SecretEntry]] = {}
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if key[0] == ENV_OF:
-            found = self.by_app.get(key[1:])
-            return list(found.values()) if found else default
-        entry = self.by_name.get(key)
-        return [entry] if entry is not None else default
-
-    def put(self, old: state.SecretEntry | None, new: state.SecretEntry | None) -> None:
-        if old is not None:
-            self.by_name.pop(old.key, None)
-            app = old.labels.get(render.LABEL_ENVIRONMENT)
-            entries = self.by_app.get((old.namespace, app or ""))
-            if entries is not None:
-                entries.pop(old.name, None)
-                if not entries:
-                    self.by_app.pop((old.namespace, app or ""), None)
-        if new is not None:
-            self.by_name[new.key] = new
-            app = new.labels.get(render.LABEL_ENVIRONMENT)
-            if app:
-                self.by_app.setdefault((new.namespace, app), {})[new.name] = new
-
-
-class ManagedSecrets:
-    """Every managed Secret as the reconcilers read it: Kopf's index of sources and revisions,
-    and the informer's snapshots, under the keys of both."""
-
-    def __init__(self, index: Any, snapshots: Snapshots) -> None:
-        self.index = index
-        self.snapshots = snapshots
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if key[0] == ENV_OF:
-            return self.snapshots.get(key, default)
-        found = self.index.get(key)
-        snapshot = self.snapshots.by_name.get(key)
-        if snapshot is None:
-            return default if found is None else found
-        return [*found, snapshot] if found else [snapshot]
 
 
 # (kind, API prefix, plural) of what the operator renders and watches through informers.
@@ -423,30 +373,18 @@ def on_workload(
 def informers(
     runtime: Runtime, http: transport.Transport, namespaces: list[str]
 ) -> list[informer.Informer[Any]]:
-    """One informer per workload kind and one of environment snapshots (each per watched
-    namespace, in a namespaced install)."""
+    """One informer per workload kind (and per watched namespace, in a namespaced install)."""
 
     def feed(old: Any, new: Any) -> None:
         on_workload(runtime, old, new)
 
-    def snapshot(body: Mapping[str, Any]) -> state.SecretEntry | None:
-        ctx = runtime.ctx  # set at start-up, before any informer runs
-        return state.secret_entry(body, snapshot_key=ctx.settings.snapshot_key if ctx else None)
-
     made: list[informer.Informer[Any]] = []
-    scopes: list[str | None] = list(namespaces) or [None]
-    for namespace in scopes:
-        secrets = informer.Collection("/api/v1", "secrets", revisions.SNAPSHOT_SELECTOR, namespace)
-        made.append(
-            informer.Informer(
-                http, secrets, snapshot, lambda _t, old, new: runtime.snapshots.put(old, new)
-            )
-        )
     for kind, prefix, plural in WORKLOAD_KINDS:
 
         def parse(body: Mapping[str, Any], kind: str = kind) -> state.WorkloadEntry | None:
             return state.workload_entry(kind, body)
 
+        scopes: list[str | None] = list(namespaces) or [None]
         for namespace in scopes:
             collection = informer.Collection(prefix, plural, MANAGED_SELECTOR, namespace)
             made.append(
@@ -598,9 +536,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     runtime.ctx = reconcile.Context(
         indexes=reconcile.Indexes(
             # Sealed sources that did not open are tried again once the keys change.
-            secrets=sealing_keys.ReopeningStore(
-                ManagedSecrets(indexes["managed_secrets"], runtime.snapshots), runtime.unsealer
-            ),
+            secrets=sealing_keys.ReopeningStore(indexes["managed_secrets"], runtime.unsealer),
             revisions=Prefixed(indexes["managed_secrets"], REVISIONS_OF),
             webapps=indexes["webapps"],
             observers=Prefixed(indexes["webapps"], OBSERVED_BY),

@@ -1347,7 +1347,7 @@ async def _prune_snapshots(
 ) -> None:
     """Delete environment snapshots no Deployment or kept ReplicaSet of the app names."""
     keep = {current} | {w.snapshot for w in workloads if w.snapshot}
-    for entry in _all(ctx.indexes.secrets, (state.ENV_OF, namespace, app)):
+    for entry in _all(ctx.indexes.secrets, ("env-of", namespace, app)):
         if entry.name not in keep and entry.verified is not False:  # never someone else's
             await ctx.writer.delete("v1", "Secret", namespace, entry.name)
             # Made again later (a rollback) only after the check: the name may be squatted.

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from webapp_operator.domain import render, revisions, sealing
 
@@ -245,10 +245,6 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         available_replicas=int(status.get("availableReplicas") or 0),
         owner=owners[0] if owners else None,
     )
-
-
-# The key prefix of an app's environment snapshots in the Secret store: (ENV_OF, ns, app).
-ENV_OF: Final = "env-of"
 
 
 def observed_refs(body: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -27,10 +27,7 @@ MANAGED_LABEL: Final = "twelvefactor.dev/secret"
 KIND_SOURCE: Final = "true"
 KIND_REVISION: Final = "revision"
 KIND_ENVIRONMENT: Final = "environment"
-# What the Kopf indexes watch: sources and revisions (any managed Secret but a snapshot).
-WATCH_SELECTOR: Final = f"{MANAGED_LABEL},{MANAGED_LABEL}!={KIND_ENVIRONMENT}"
-# Environment snapshots: one made and one pruned per app and change, watched by an informer.
-SNAPSHOT_SELECTOR: Final = f"{MANAGED_LABEL}={KIND_ENVIRONMENT}"
+WATCH_SELECTOR: Final = MANAGED_LABEL  # existence: sources, revisions and snapshots
 
 REVISION_OF_LABEL: Final = "twelvefactor.dev/revision-of"
 REVISION_LABEL: Final = "twelvefactor.dev/revision"
