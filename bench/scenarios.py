@@ -395,7 +395,7 @@ async def fanout_rounds(
         last = max(done.values())
         log(f"{namespace}: round {index + 1}: the last app converged after {last:.2f} s")
         result.latencies += done.values()
-        result.all_s.append(max(done.values()))
+        result.all_s.append(last)
         after = await settle(view, operator, keys, rollout=rollout)
         result.add(before, after, len(apps))
         before = after
