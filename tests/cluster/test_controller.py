@@ -7,8 +7,10 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from lightkube import ApiError, Client
@@ -16,6 +18,8 @@ from lightkube.resources.apps_v1 import ReplicaSet
 from lightkube.resources.core_v1 import Secret
 from tests.cluster import opkit
 from tests.cluster.support import BackgroundProcess, wait_for
+
+from webapp_operator.controller import state
 
 PASSWORD_1 = "canary-pw-one-4f1c"
 PASSWORD_2 = "canary-pw-two-8b2e"
@@ -88,6 +92,64 @@ def test_update_creates_revision_rolls_once_and_prunes_after_rollout(kit: opkit.
     kit.webapp("shop", {**SEED, "config": {"greeting": "hello"}})
     wait_for(lambda: kit.ready("shop"), 30, message="still ready")
     assert kit.revisions("credentials") == [2]
+    assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+
+def _operator_fields(deployment: dict[str, Any]) -> dict[str, str]:
+    """The operator's managedFields entries of a Deployment: operation -> its field set."""
+    return {
+        str(m["operation"]): json.dumps(m.get("fieldsV1") or {})
+        for m in deployment["metadata"].get("managedFields") or []
+        if m.get("manager") == "webapp-operator"
+    }
+
+
+def test_a_new_environment_is_patched_and_a_spec_change_applies_every_field(
+    kit: opkit.Kit,
+) -> None:
+    """A rollout onto a new environment patches `envFrom` alone (a strategic merge patch, half
+    the API server's cost of applying the whole Deployment); the next change of anything else
+    is a server-side apply that takes every field back under the operator's apply."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    applied = {n: d["metadata"]["annotations"] for n, d in kit.deployments("shop").items()}
+
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="tracking revision 2")
+    kit.wait_ready("shop")
+    snapshot = kit.one_snapshot("shop")
+    assert kit.env(snapshot)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_2
+    for name, deployment in kit.deployments("shop").items():
+        fields = _operator_fields(deployment)
+        # The patch: the new snapshot and the new digest, recorded as the operator's update;
+        # everything else stays under its apply.
+        assert set(fields) == {"Apply", "Update"}, (name, fields)
+        assert '"f:envFrom"' in fields["Update"], fields
+        assert '"f:image"' not in fields["Update"], fields
+        assert '"f:image"' in fields["Apply"], fields
+        assert deployment["metadata"]["annotations"] != applied[name]
+
+    image = "localhost:32000/juju-secret-app:0.2"
+    kit.webapp("shop", {**SEED, "image": image})
+
+    def applied_image() -> bool:
+        return all(
+            {c["image"] for c in d["spec"]["template"]["spec"]["containers"]} == {image}
+            for d in kit.deployments("shop").values()
+        )
+
+    wait_for(applied_image, 60, message="the new image in every Deployment")
+    kit.wait_ready("shop")
+    assert kit.one_snapshot("shop") == snapshot  # the same environment, a new image
+    for deployment in kit.deployments("shop").values():
+        fields = _operator_fields(deployment)
+        # Applied again in full: the apply owns the snapshot reference again (shared with the
+        # update that set it, as it holds the same value) and the new digest alone.
+        assert '"f:envFrom"' in fields["Apply"], fields
+        assert state.APPLIED_ANNOTATION in fields["Apply"], fields
+        assert state.APPLIED_ANNOTATION not in fields.get("Update", ""), fields
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 
 

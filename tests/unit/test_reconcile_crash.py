@@ -85,6 +85,24 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def strategic_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """A strategic merge patch as the API server makes it of what the operator sends: maps
+    merged, lists of named items merged by name, other lists replaced."""
+    for key, value in patch.items():
+        old = target.get(key)
+        if isinstance(value, Mapping) and isinstance(old, dict):
+            strategic_merge(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and all("name" in v for v in value):
+            items = {item["name"]: item for item in old}
+            for item in value:
+                if item["name"] in items:
+                    strategic_merge(items[item["name"]], item)
+                else:
+                    old.append(copy.deepcopy(item))
+        else:
+            target[key] = copy.deepcopy(value)
+
+
 @dataclass
 class FakeCluster:
     """Objects by (kind, namespace, name), and the Events posted; every write is counted, and
@@ -127,9 +145,20 @@ class FakeCluster:
     async def apply(self, obj: Mapping[str, Any]) -> None:
         self._write(f"apply {obj['kind']}/{obj['metadata']['name']}")
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self._store(key, copy.deepcopy(dict(obj)))
+
+    async def patch_strategic(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None:
+        self._write(f"patch {kind}/{name}")
+        key = (kind, namespace, name)
+        new = copy.deepcopy(self.objects[key])
+        strategic_merge(new, patch)
+        self._store(key, new)
+
+    def _store(self, key: tuple[str, str, str], new: dict[str, Any]) -> None:
         old = self.objects.get(key)
-        new = copy.deepcopy(dict(obj))
-        if obj["kind"] == "Deployment":
+        if new["kind"] == "Deployment":
             generation = int((old or {}).get("metadata", {}).get("generation") or 0)
             if old is None or old.get("spec") != new.get("spec"):
                 generation += 1

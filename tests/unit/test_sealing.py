@@ -472,6 +472,11 @@ class FakeWriter:
     async def apply(self, obj: Mapping[str, Any]) -> None:
         self.calls.append(("apply", obj))
 
+    async def patch_strategic(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None:
+        self.calls.append(("patch", patch))
+
     async def create(self, obj: Mapping[str, Any]) -> bool:
         self.calls.append(("create", obj))
         return True

@@ -9,6 +9,7 @@ each Deployment, however many triggers arrived (the work queue coalesces them).
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -70,6 +71,9 @@ class Writer(Protocol):
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None: ...
     async def apply(self, obj: Mapping[str, Any]) -> None: ...
+    async def patch_strategic(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None: ...
     async def create(self, obj: Mapping[str, Any]) -> bool: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
     async def patch_metadata(
@@ -638,6 +642,79 @@ def _digest(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()[:20]
 
 
+def stamp_applied(obj: dict[str, Any]) -> str:
+    """Annotate a rendered object with the digest of what it is without that annotation (what
+    the informers read back as `applied`); the digest."""
+    digest = _digest(obj)
+    obj["metadata"].setdefault("annotations", {})[state.APPLIED_ANNOTATION] = digest
+    return digest
+
+
+def rollout_patch(
+    obj: Mapping[str, Any], current: state.WorkloadEntry | None
+) -> dict[str, Any] | None:
+    """The strategic merge patch that rolls a Deployment onto a new environment, when that is
+    all that changed since it was last applied; None when anything else changed too.
+
+    `obj` is the rendered Deployment, its applied digest annotated. A change of environment
+    changes one thing in it: the snapshot its containers read through `envFrom`. When the
+    rendering with the old snapshot put back digests to what the live Deployment says was
+    applied, nothing else changed, and the rollout is that field (and the new digest): a patch
+    that costs the API server about half a server-side apply of the whole Deployment
+    (docs/performance.md). Any other change is a full apply, which takes back every field; so
+    is a rollout of a Deployment another field manager holds fields of (`current.shared`).
+    """
+    if obj["kind"] != "Deployment" or current is None or not current.snapshot or current.shared:
+        return None
+    containers = obj["spec"]["template"]["spec"]["containers"]
+    snapshots = {
+        (source.get("secretRef") or {}).get("name")
+        for container in containers
+        for source in container.get("envFrom") or []
+    }
+    if len(snapshots) != 1 or current.snapshot in snapshots:
+        return None
+    before = copy.deepcopy(dict(obj))
+    annotations = before["metadata"]["annotations"]
+    digest = annotations.pop(state.APPLIED_ANNOTATION)
+    if not annotations:
+        del before["metadata"]["annotations"]
+    for container in before["spec"]["template"]["spec"]["containers"]:
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                source["secretRef"]["name"] = current.snapshot
+    if _digest(before) != current.applied:
+        return None
+    return {
+        "metadata": {"annotations": {state.APPLIED_ANNOTATION: digest}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": c["name"], "envFrom": c["envFrom"]}
+                        for c in containers
+                        if "envFrom" in c
+                    ]
+                }
+            }
+        },
+    }
+
+
+async def _write_workload(
+    ctx: Context, obj: Mapping[str, Any], current: state.WorkloadEntry | None
+) -> None:
+    """A rollout onto a new environment by its patch, anything else by a server-side apply."""
+    patch = rollout_patch(obj, current)
+    if patch is None:
+        await ctx.writer.apply(obj)
+        return
+    meta = obj["metadata"]
+    await ctx.writer.patch_strategic(
+        obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], patch
+    )
+
+
 @dataclass
 class _Option:
     """One secret option's tracking, decided in this reconcile."""
@@ -1029,8 +1106,7 @@ async def reconcile_webapp(
     rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
     for obj in [*result.deployments, result.service]:
-        digest = _digest(obj)
-        obj["metadata"].setdefault("annotations", {})[state.APPLIED_ANNOTATION] = digest
+        digest = stamp_applied(obj)
         key = (obj["kind"], namespace, obj["metadata"]["name"])
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
@@ -1052,7 +1128,11 @@ async def reconcile_webapp(
             rolled.append(obj["metadata"]["name"])
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
-        *(ctx.writer.apply(obj) for obj, _, _ in changed), return_exceptions=True
+        *(
+            _write_workload(ctx, obj, workloads.get((obj["kind"], key[2])))
+            for obj, key, _ in changed
+        ),
+        return_exceptions=True,
     )
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     for (_, written, digest), outcome in zip(changed, outcomes, strict=True):

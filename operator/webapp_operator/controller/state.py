@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from webapp_operator.domain import render, revisions, sealing
+from webapp_operator.kube.client import FIELD_MANAGER
 
 APPLIED_ANNOTATION = "twelvefactor.dev/applied"
 
@@ -193,6 +194,10 @@ class WorkloadEntry:
     updated_replicas: int = 0
     available_replicas: int = 0
     owner: str | None = None
+    # Another field manager holds a field of it that the operator renders (a replica count
+    # taken by `kubectl apply`, a template annotation of `kubectl rollout restart`): only a
+    # full apply takes such fields back, so no rollout of it is a patch.
+    shared: bool = False
 
     @property
     def live(self) -> bool:
@@ -220,6 +225,37 @@ def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
+# The annotations of a Deployment that the Deployment controller keeps (the revision).
+_CONTROLLER_ANNOTATIONS: Final = "f:deployment.kubernetes.io/"
+
+
+def _foreign_fields(fields: Mapping[str, Any], path: tuple[str, ...] = ()) -> bool:
+    """Whether a managedFields entry's field set holds more than the Deployment controller's
+    own annotations (`deployment.kubernetes.io/revision`, ...)."""
+    for key, value in fields.items():
+        if key == ".":
+            continue
+        here = (*path, key)
+        if here[:2] == ("f:metadata", "f:annotations") and len(here) == 3:
+            if not key.startswith(_CONTROLLER_ANNOTATIONS):
+                return True
+            continue
+        if not isinstance(value, Mapping) or not value or _foreign_fields(value, here):
+            return True
+    return False
+
+
+def _shared(meta: Mapping[str, Any]) -> bool:
+    """Whether a manager other than the operator holds fields of the object (its status and
+    the Deployment controller's annotations aside)."""
+    for entry in meta.get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER or entry.get("subresource") == "status":
+            continue
+        if _foreign_fields(entry.get("fieldsV1") or {}):
+            return True
+    return False
+
+
 def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
     meta = body.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -244,6 +280,7 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         updated_replicas=int(status.get("updatedReplicas") or 0),
         available_replicas=int(status.get("availableReplicas") or 0),
         owner=owners[0] if owners else None,
+        shared=kind == "Deployment" and _shared(meta),
     )
 
 

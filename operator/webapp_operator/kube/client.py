@@ -156,6 +156,7 @@ _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
 _JSON: Final = "application/json"
 _MERGE: Final = "application/merge-patch+json"
 _APPLY: Final = "application/apply-patch+yaml"  # JSON is YAML: the API server takes either
+_STRATEGIC: Final = "application/strategic-merge-patch+json"
 
 
 def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -219,6 +220,14 @@ class Gateway:
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
         await self._send("PATCH", path, obj, _APPLY, params)
+
+    async def patch_strategic(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> None:
+        """A strategic merge patch of a built-in kind (lists merged by their keys, such as
+        containers by name), recorded under our field manager."""
+        path = object_path(api_version, kind, namespace, name)
+        await self._send("PATCH", path, patch, _STRATEGIC, {"fieldManager": FIELD_MANAGER})
 
     async def create(self, obj: Mapping[str, Any]) -> bool:
         """Create a create-only object; False when it already existed."""
