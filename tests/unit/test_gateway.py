@@ -129,6 +129,21 @@ def test_apply_is_a_forced_server_side_apply_with_our_field_manager() -> None:
     assert (counter.writes, counter.reads, counter.by_verb["PATCH"]) == (1, 0, 1)
 
 
+def test_a_rollout_patch_is_a_strategic_merge_patch_with_our_field_manager() -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "envFrom": []}]}}}}
+    _, server, counter = on_the_wire(
+        [(200, DEPLOYMENT)],
+        lambda gw, _: gw.patch_strategic("apps/v1", "Deployment", "demo", "shop-web", patch),
+    )
+    (request,) = server.seen
+    assert request.method == "PATCH"
+    assert request.path == "/apis/apps/v1/namespaces/demo/deployments/shop-web"
+    assert request.headers["Content-Type"] == "application/strategic-merge-patch+json"
+    assert request.query == {"fieldManager": kube.FIELD_MANAGER}
+    assert request.json() == patch
+    assert (counter.writes, counter.reads) == (1, 0)
+
+
 def test_create_answers_false_when_the_object_exists_and_raises_otherwise() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}}
     made, server, _ = on_the_wire([status(409, "AlreadyExists")], lambda gw, _: gw.create(secret))

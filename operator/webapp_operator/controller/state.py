@@ -194,9 +194,10 @@ class WorkloadEntry:
     updated_replicas: int = 0
     available_replicas: int = 0
     owner: str | None = None
-    # Another field manager holds a field of it that the operator renders (a replica count
-    # taken by `kubectl apply`, a template annotation of `kubectl rollout restart`): only a
-    # full apply takes such fields back, so no rollout of it is a patch.
+    # Another field manager holds fields of it, beyond its status and the Deployment
+    # controller's annotations (a replica count taken by `kubectl apply`, the template
+    # annotation of `kubectl rollout restart`): only a full apply takes back what it took, so
+    # no rollout of it is a patch (reconcile.rollout_patch).
     shared: bool = False
 
     @property
