@@ -166,7 +166,7 @@ class Prefixed:
 async def managed_secrets(
     body: kopf.Body, memo: Any, **_: Any
 ) -> dict[Any, state.SecretEntry] | None:
-    """(ns, name) -> entry for every managed Secret; ("env-of", ns, app) -> env snapshots;
+    """(ns, name) -> entry for every managed Secret; (ENV_OF, ns, app) -> env snapshots;
     ("owned-by", ns, app) -> the app's owned sources; (REVISIONS_OF, ns, source) -> revisions."""
     runtime = _runtime(memo)
     ctx = getattr(runtime, "ctx", None)  # set at start-up, before any watch
@@ -177,7 +177,7 @@ async def managed_secrets(
     if entry.kind == revisions.KIND_ENVIRONMENT:
         app = entry.labels.get(render.LABEL_ENVIRONMENT)
         if app:
-            keys[("env-of", entry.namespace, app)] = entry
+            keys[(state.ENV_OF, entry.namespace, app)] = entry
     owner = entry.labels.get(owned.OWNED_BY_LABEL)
     if owner and entry.kind == revisions.KIND_SOURCE:
         keys[("owned-by", entry.namespace, owner)] = entry

@@ -1104,7 +1104,7 @@ async def reconcile_webapp(
     ctx.succeeded(snapshot_key)
 
     rolled = []
-    changed: list[tuple[dict[str, Any], tuple[str, ...], str]] = []
+    changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     for obj in [*result.deployments, result.service]:
         digest = stamp_applied(obj)
         key = (obj["kind"], namespace, obj["metadata"]["name"])
@@ -1119,7 +1119,7 @@ async def reconcile_webapp(
             )
             await _fail(ctx, entry, InvalidConfigError(msg), generation)
             return None
-        changed.append((obj, key, digest))
+        changed.append((obj, key, digest, current))
         if (
             obj["kind"] == "Deployment"
             and current is not None
@@ -1128,14 +1128,11 @@ async def reconcile_webapp(
             rolled.append(obj["metadata"]["name"])
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
-        *(
-            _write_workload(ctx, obj, workloads.get((obj["kind"], key[2])))
-            for obj, key, _ in changed
-        ),
+        *(_write_workload(ctx, obj, current) for obj, _, _, current in changed),
         return_exceptions=True,
     )
     failures = [o for o in outcomes if isinstance(o, BaseException)]
-    for (_, written, digest), outcome in zip(changed, outcomes, strict=True):
+    for (_, written, digest, _), outcome in zip(changed, outcomes, strict=True):
         if not isinstance(outcome, BaseException):
             ctx.remember(written, digest)
     if failures:
@@ -1427,7 +1424,7 @@ async def _prune_snapshots(
 ) -> None:
     """Delete environment snapshots no Deployment or kept ReplicaSet of the app names."""
     keep = {current} | {w.snapshot for w in workloads if w.snapshot}
-    for entry in _all(ctx.indexes.secrets, ("env-of", namespace, app)):
+    for entry in _all(ctx.indexes.secrets, (state.ENV_OF, namespace, app)):
         if entry.name not in keep and entry.verified is not False:  # never someone else's
             await ctx.writer.delete("v1", "Secret", namespace, entry.name)
             # Made again later (a rollback) only after the check: the name may be squatted.

@@ -285,6 +285,10 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
     )
 
 
+# The key prefix of an app's environment snapshots in the Secret index: (ENV_OF, ns, app).
+ENV_OF: Final = "env-of"
+
+
 def observed_refs(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(namespace, name) of every Secret a WebApp body references (for reverse lookups)."""
     meta = body.get("metadata") or {}
