@@ -21,14 +21,14 @@ SEALING_CERT: Final = "webapp-operator-sealing-cert"
 # where: "cluster" (ClusterRole + ClusterRoleBinding), "watched" (a Role in every watched
 # namespace), "release" (a Role in the release namespace, where the operator keeps its keys).
 IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
-    # Kopf's indexes and event handlers (controller/handlers.py: @kopf.index and
-    # @kopf.on.event on webapps, secrets, deployments, replicasets, services) list then watch.
+    # Kopf's index and event handler on webapps (controller/handlers.py), the operator's
+    # informers on secrets, deployments, replicasets, services (kube/informer.py): list, watch.
     ("twelvefactor.dev", "webapps", "list"): "Kopf index `webapps`, on_webapp",
     ("twelvefactor.dev", "webapps", "watch"): "same",
     # kube/client.py Gateway.patch_webapp_status (reconcile._write_status); nothing else on
     # WebApps is ever written: no finalizer, no annotation (status progress storage).
     ("twelvefactor.dev", "webapps/status", "patch"): "Gateway.patch_webapp_status",
-    ("", "secrets", "list"): "Kopf index `managed_secrets`, on_secret",
+    ("", "secrets", "list"): "the Secret informer (handlers.informers, on_secret)",
     ("", "secrets", "watch"): "same (server-side selector twelvefactor.dev/secret)",
     # Gateway.create: revision snapshots (reconcile_secret), environment snapshots
     # (reconcile_webapp), app-owned Secrets and the app's secret key (_ensure_owned).

@@ -103,8 +103,8 @@ async def _test_lists_in_pages_then_watches_from_the_list_version() -> None:
     )
     seen, one = await run_until(server, lambda s: len(s) >= 4)
     assert seen == [
-        ("ADDED", None, ("a", 1)),
-        ("ADDED", None, ("b", 1)),
+        ("LISTED", None, ("a", 1)),
+        ("LISTED", None, ("b", 1)),
         ("MODIFIED", ("a", 1), ("a", 2)),
         ("DELETED", ("b", 1), None),
     ]
@@ -151,7 +151,7 @@ async def _test_a_410_answer_to_the_watch_request_relists_too() -> None:
     seen, one = await run_until(server, lambda _: not server.lists)
     await asyncio.sleep(0)
     assert one.relists == 1
-    assert seen == [("ADDED", None, ("a", 1))]  # the relist found nothing new
+    assert seen == [("LISTED", None, ("a", 1))]  # the relist found nothing new
 
 
 async def _test_errors_back_off_and_reconnect_without_losing_the_store() -> None:

@@ -22,7 +22,6 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -242,20 +241,19 @@ class FakeCluster:
 
     async def fill(self, indexes: FakeIndexes) -> None:
         """Rebuild every index from the objects, through the operator's own index functions."""
-        memo = SimpleNamespace(runtime=SimpleNamespace(unsealer=None))
-        functions: list[tuple[str, Index, Any]] = [  # Kopf index functions
-            ("Secret", indexes.secrets, handlers.managed_secrets),
-            ("WebApp", indexes.webapps, handlers.webapps),
-        ]
         for index in indexes.all():
             index.items.clear()
         for (kind, namespace, name), obj in sorted(self.objects.items()):
-            body = kopf.Body(copy.deepcopy(obj))  # type: ignore[arg-type]
-            for wanted, index, function in functions:
-                if kind == wanted:
-                    found = await function(body=body, memo=memo, namespace=namespace, name=name)
-                    for key, value in (found or {}).items():
-                        index.items.setdefault(key, []).append(value)
+            if kind == "WebApp":  # Kopf's index function
+                body = kopf.Body(copy.deepcopy(obj))  # type: ignore[arg-type]
+                function: Any = handlers.webapps  # as Kopf calls it, with the keywords used
+                found = await function(body=body, namespace=namespace, name=name)
+                for key, value in found.items():
+                    indexes.webapps.items.setdefault(key, []).append(value)
+            if kind == "Secret":  # the Secret informer's entries, under the index's keys
+                entry = state.secret_entry(copy.deepcopy(obj))
+                for key in [entry.key, *handlers.secret_keys(entry)] if entry.kind else []:
+                    indexes.secrets.items.setdefault(key, []).append(entry)
             if kind in ("Deployment", "Service"):  # the informers' entries
                 workload = state.workload_entry(kind, obj)
                 if workload is not None:
@@ -265,7 +263,8 @@ class FakeCluster:
 
 @dataclass
 class FakeIndexes:
-    """The operator's two Kopf indexes (read as the handlers read them) and the informers'."""
+    """The operator's Secret index and Kopf's WebApp index (read as the handlers read them), and
+    the workload informers' entries."""
 
     secrets: Index = field(default_factory=Index)
     webapps: Index = field(default_factory=Index)

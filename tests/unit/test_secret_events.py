@@ -1,6 +1,7 @@
-"""How a Secret's watch event queues the apps that observe it (controller/handlers.on_secret):
-a source's change waits the coalescing delay, a new revision wakes its observers once that
-window has ended (at once if it has)."""
+"""How a Secret's watch event queues the apps that observe it (controller/handlers.on_secret,
+fed by the Secret informer): a source's change waits the coalescing delay, a new revision wakes
+its observers once that window has ended (at once if it has). And the Secret index the
+informer keeps (state.SecretIndex)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ APP: reconcile.Key = ("webapp", "shop", "web")  # references two Secrets: creds 
 SOLO: reconcile.Key = ("webapp", "shop", "solo")  # references creds alone
 
 
-def body(kind: str, source: str = "creds") -> dict[str, Any]:
+def entry(kind: str, name: str, source: str = "creds") -> state.SecretEntry:
     labels = {revisions.MANAGED_LABEL: kind}
     if kind == revisions.KIND_REVISION:
         labels[revisions.REVISION_OF_LABEL] = source
-    return {"metadata": {"labels": labels}}
+    return state.secret_entry({"metadata": {"namespace": "shop", "name": name, "labels": labels}})
 
 
 def runtime_at(now: list[float]) -> handlers.Runtime:
@@ -45,11 +46,13 @@ def webapp(name: str, *secrets: str) -> dict[str, Any]:
 
 
 async def event(
-    runtime: handlers.Runtime, kind: str, name: str, type_: str | None, source: str = "creds"
+    runtime: handlers.Runtime, kind: str, name: str, type_: str, source: str = "creds"
 ) -> None:
-    memo = SimpleNamespace(runtime=runtime)
-    handler: Any = handlers.on_secret  # as Kopf calls it, with the keywords used
-    await handler(body=body(kind, source), type=type_, namespace="shop", name=name, memo=memo)
+    """The Secret informer's report of one event (LISTED: the first listing)."""
+    found = entry(kind, name, source)
+    old = None if type_ in ("ADDED", "LISTED") else found
+    new = None if type_ == "DELETED" else found
+    handlers.on_secret(runtime, type_, old, new)
 
 
 def test_a_source_change_waits_the_coalescing_delay_for_its_siblings() -> None:
@@ -89,7 +92,7 @@ def test_other_revision_events_only_follow_up() -> None:
 
 
 async def _other_revision_events() -> None:
-    for type_ in ("MODIFIED", "DELETED", None):
+    for type_ in ("MODIFIED", "DELETED", "LISTED"):
         now = [100.0]
         runtime = runtime_at(now)
         runtime.queue.add(APP, 2.0, priority=workqueue.FOLLOW_UP)
@@ -184,3 +187,55 @@ def test_entries_of_different_objects_share_their_metadata_keys() -> None:
     assert value_a is value_b
     assert next(iter(first.annotations)) is next(iter(second.annotations))
     assert first.annotations != second.annotations
+
+
+def revision_entry(name: str, source: str, revision: int) -> state.SecretEntry:
+    labels = {
+        revisions.MANAGED_LABEL: revisions.KIND_REVISION,
+        revisions.REVISION_OF_LABEL: source,
+        revisions.REVISION_LABEL: str(revision),
+    }
+    return state.secret_entry({"metadata": {"namespace": "shop", "name": name, "labels": labels}})
+
+
+def test_the_secret_index_keeps_each_entry_under_its_keys_as_the_informer_reports_it() -> None:
+    index = state.SecretIndex(handlers.secret_keys)
+    first, second = revision_entry("creds-1", "creds", 1), revision_entry("creds-2", "creds", 2)
+    of_creds = (handlers.REVISIONS_OF, "shop", "creds")
+    index.put(None, first)
+    index.put(None, second)
+    assert index.get(("shop", "creds-1")) == (first,)
+    assert index.get(of_creds) == (first, second)
+    assert index.get(("shop", "missing"), "none") == "none"
+    assert index.get((handlers.REVISIONS_OF, "shop", "db")) is None
+    # A change keeps the entry's place under a key it stays under.
+    relabelled = revision_entry("creds-1", "creds", 7)
+    index.put(first, relabelled)
+    assert index.get(of_creds) == (relabelled, second)
+    assert index.get(("shop", "creds-1")) == (relabelled,)
+    # A change of key leaves the old key, and a key left empty is dropped.
+    moved = revision_entry("creds-2", "db", 2)
+    index.put(second, moved)
+    assert index.get(of_creds) == (relabelled,)
+    assert index.get((handlers.REVISIONS_OF, "shop", "db")) == (moved,)
+    index.put(moved, None)
+    index.put(relabelled, None)
+    assert len(index) == 0
+    assert index.by_key == {}
+
+
+def test_a_secret_event_reaches_the_index_before_it_wakes_anyone() -> None:
+    """An observer woken by a new revision must find it in the index."""
+    asyncio.run(_index_before_waking())
+
+
+async def _index_before_waking() -> None:
+    now = [100.0]
+    runtime = runtime_at(now)
+    found: list[Any] = []
+    runtime.queue.add = lambda key, *a, **k: found.append(  # type: ignore[method-assign]
+        runtime.secrets.get((handlers.REVISIONS_OF, "shop", "creds"))
+    )
+    handlers.on_secret(runtime, "ADDED", None, revision_entry("creds-2", "creds", 2))
+    assert found
+    assert all(f is not None and f[0].name == "creds-2" for f in found)

@@ -2,22 +2,22 @@
 
 Why these Kopf features and no others:
 
-- `@kopf.index` keeps compact entries of every watched object in memory. Kopf holds back all
-  handlers until every index has its initial listing, so the first reconcile after a restart
-  already sees the whole cluster and finds nothing to write (invariant 7).
-- Index functions are `async def`: Kopf runs a sync handler in its thread pool, a thread
-  hop per watch event and per index. One index per kind (`managed_secrets`, `webapps`), each
-  with several kinds of key: Kopf runs every index function on every event and keeps
-  bookkeeping per object and index.
-- `@kopf.on.event` handlers only enqueue keys. They keep no diff-base and no progress
-  annotations, so Kopf never writes a Secret's data into an annotation (invariant 2); no
+- WebApps are Kopf's: `@kopf.index` keeps a compact entry of each in memory, and Kopf holds back
+  its handlers until the index has its initial listing. The index function is `async def`:
+  Kopf runs a sync handler in its thread pool, a thread hop per watch event.
+- `@kopf.on.event` only enqueues keys. It keeps no diff-base and no progress annotations; no
   change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
+- Managed Secrets, Deployments, ReplicaSets and Services are not watched through Kopf but
+  through informers (`kube/informer.py`): each event costs a JSON decoding into a compact
+  entry, with none of Kopf's per-event machinery and per-object memory (a fan-out's new
+  snapshots and rollouts make many events; a cluster holds thousands of managed Secrets). The
+  Secrets are kept in a `state.SecretIndex`, read as a Kopf index is. Kopf never sees a Secret,
+  so it never writes one's data anywhere (invariant 2).
+- The workers start once Kopf's index and every informer have listed, so the first reconcile
+  after a restart already sees the whole cluster and finds nothing to write (invariant 7).
 - Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
   snapshots), Deployments, ReplicaSets and Services by `managed-by=webapp-operator`; memory does
   not grow with unrelated objects.
-- Deployments, ReplicaSets and Services are not watched through Kopf but through informers
-  (`kube/informer.py`): a rollout makes many of their events, and each costs only a JSON
-  decoding there. The workers start once Kopf's indexes and every informer have listed.
 - Posting of log messages as Kubernetes Events is off: the operator posts its own Events, whose
   texts name objects and never values.
 """
@@ -93,6 +93,7 @@ class Runtime:
         self.ready = asyncio.Event()
         self.kopf_ready = asyncio.Event()
         self.workloads = Workloads()
+        self.secrets = state.SecretIndex(secret_keys)
         self.informers: list[informer.Informer[Any]] = []
         self.ctx: reconcile.Context | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -144,9 +145,9 @@ def _runtime(memo: Any) -> Runtime:
 # ----------------------------------------------------------------------------- indexes
 
 
-# Each watched kind has one Kopf index (Kopf keeps bookkeeping per object and index, and runs
-# every index function on every event); the kinds of key in one index are told apart by their
-# first item, and `Prefixed` reads one kind as if it were an index of its own.
+# The Secret index and Kopf's WebApp index each hold several kinds of key (Kopf keeps bookkeeping
+# per object and index, and runs every index function on every event): they are told apart by
+# their first item, and `Prefixed` reads one kind as if it were an index of its own.
 REVISIONS_OF: Final = "revisions-of"  # ("revisions-of", ns, source) -> its revision snapshots
 OBSERVED_BY: Final = "observed-by"  # ("observed-by", secret ns, secret name) -> (app ns, app name)
 
@@ -162,27 +163,20 @@ class Prefixed:
         return self.index.get((self.prefix, *key), default)
 
 
-@kopf.index("v1", "secrets")
-async def managed_secrets(
-    body: kopf.Body, memo: Any, **_: Any
-) -> dict[Any, state.SecretEntry] | None:
-    """(ns, name) -> entry for every managed Secret; (ENV_OF, ns, app) -> env snapshots;
-    ("owned-by", ns, app) -> the app's owned sources; (REVISIONS_OF, ns, source) -> revisions."""
-    runtime = _runtime(memo)
-    ctx = getattr(runtime, "ctx", None)  # set at start-up, before any watch
-    entry = state.secret_entry(body, runtime.unsealer, ctx.settings.snapshot_key if ctx else None)
-    if not entry.kind:
-        return None
-    keys: dict[Any, state.SecretEntry] = {entry.key: entry}
+def secret_keys(entry: state.SecretEntry) -> list[state.IndexKey]:
+    """The keys of the Secret index a managed Secret is found under besides (ns, name):
+    (ENV_OF, ns, app) for an app's env snapshots, (state.OWNED_BY, ns, app) for its owned sources,
+    (REVISIONS_OF, ns, source) for a source's revisions."""
+    keys: list[state.IndexKey] = []
     if entry.kind == revisions.KIND_ENVIRONMENT:
         app = entry.labels.get(render.LABEL_ENVIRONMENT)
         if app:
-            keys[(state.ENV_OF, entry.namespace, app)] = entry
+            keys.append((state.ENV_OF, entry.namespace, app))
     owner = entry.labels.get(owned.OWNED_BY_LABEL)
     if owner and entry.kind == revisions.KIND_SOURCE:
-        keys[("owned-by", entry.namespace, owner)] = entry
+        keys.append((state.OWNED_BY, entry.namespace, owner))
     if entry.kind == revisions.KIND_REVISION and entry.source_name:
-        keys[(REVISIONS_OF, entry.namespace, entry.source_name)] = entry
+        keys.append((REVISIONS_OF, entry.namespace, entry.source_name))
     return keys
 
 
@@ -286,14 +280,16 @@ async def on_webapp(body: kopf.Body, namespace: str | None, name: str, memo: Any
         runtime.secret(*ref, delay=runtime.coalesce, priority=FOLLOW_UP)
 
 
-@kopf.on.event("v1", "secrets")
-async def on_secret(
-    body: kopf.Body, type: str | None, namespace: str | None, name: str, memo: Any, **_: Any
+def on_secret(
+    runtime: Runtime, event: str, old: state.SecretEntry | None, new: state.SecretEntry | None
 ) -> None:
-    runtime = _touch(memo)
-    namespace = namespace or ""
-    labels = (body.get("metadata") or {}).get("labels") or {}
-    kind = labels.get(revisions.MANAGED_LABEL)
+    """An informer saw a managed Secret change (`event`: LISTED at start-up, then ADDED,
+    MODIFIED or DELETED): keep the index, and queue its source and the observers."""
+    runtime.secrets.put(old, new)
+    entry = new or old
+    if entry is None:
+        return
+    namespace, name, kind = entry.namespace, entry.name, entry.kind
     # A source's change waits `coalesce` seconds for its siblings (one rollout for Secrets
     # changed together). A new revision in the index is what its observers wait for: they run
     # once the source's window has ended, at once if it has (those already queued run sooner,
@@ -305,8 +301,8 @@ async def on_secret(
         source, priority = name, URGENT
         runtime.source_changed(namespace, name)
     elif kind == revisions.KIND_REVISION:
-        source, priority = labels.get(revisions.REVISION_OF_LABEL, ""), FOLLOW_UP
-        if type == "ADDED":
+        source, priority = entry.source_name or "", FOLLOW_UP
+        if event == "ADDED":
             delay, priority = runtime.revision_delay(namespace, source), URGENT
             new_revision = True
     else:
@@ -373,18 +369,31 @@ def on_workload(
 def informers(
     runtime: Runtime, http: transport.Transport, namespaces: list[str]
 ) -> list[informer.Informer[Any]]:
-    """One informer per workload kind (and per watched namespace, in a namespaced install)."""
+    """One informer for managed Secrets and one per workload kind (each per watched namespace,
+    in a namespaced install). Created once the snapshot key and the sealing keys are loaded."""
+    ctx = runtime.ctx
+    snapshot_key = ctx.settings.snapshot_key if ctx is not None else None
 
     def feed(old: Any, new: Any) -> None:
         on_workload(runtime, old, new)
 
+    def secret(body: Mapping[str, Any]) -> state.SecretEntry | None:
+        entry = state.secret_entry(body, runtime.unsealer, snapshot_key)
+        return entry if entry.kind else None
+
+    def fed(event: str, old: Any, new: Any) -> None:
+        on_secret(runtime, event, old, new)
+
     made: list[informer.Informer[Any]] = []
+    scopes: list[str | None] = list(namespaces) or [None]
+    for namespace in scopes:
+        collection = informer.Collection("/api/v1", "secrets", revisions.WATCH_SELECTOR, namespace)
+        made.append(informer.Informer(http, collection, secret, fed))
     for kind, prefix, plural in WORKLOAD_KINDS:
 
         def parse(body: Mapping[str, Any], kind: str = kind) -> state.WorkloadEntry | None:
             return state.workload_entry(kind, body)
 
-        scopes: list[str | None] = list(namespaces) or [None]
         for namespace in scopes:
             collection = informer.Collection(prefix, plural, MANAGED_SELECTOR, namespace)
             made.append(
@@ -426,7 +435,8 @@ def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None
     # With explicit namespaces there is nothing to discover: no cluster-wide Namespace and CRD
     # scans, so a namespaced install needs no cluster-scoped permission at all.
     settings.scanning.disabled = namespaced
-    settings.watching.label_selectors[("v1", "secrets")] = revisions.WATCH_SELECTOR
+    # One LIST of WebApps in pages, not one reply holding them all: a lower high-water mark.
+    settings.watching.chunk_size = informer.PAGE
     settings.posting.enabled = False
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
@@ -536,8 +546,8 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     runtime.ctx = reconcile.Context(
         indexes=reconcile.Indexes(
             # Sealed sources that did not open are tried again once the keys change.
-            secrets=sealing_keys.ReopeningStore(indexes["managed_secrets"], runtime.unsealer),
-            revisions=Prefixed(indexes["managed_secrets"], REVISIONS_OF),
+            secrets=sealing_keys.ReopeningStore(runtime.secrets, runtime.unsealer),
+            revisions=Prefixed(runtime.secrets, REVISIONS_OF),
             webapps=indexes["webapps"],
             observers=Prefixed(indexes["webapps"], OBSERVED_BY),
             workloads=runtime.workloads,
@@ -595,14 +605,14 @@ EMPTY_CHECK_AFTER: Final = 3.0
 
 
 async def _readiness(runtime: Runtime, http: transport.Http, namespaces: list[str]) -> None:
-    """Ready once Kopf's indexes and every informer have listed. Kopf says so only by running
-    a handler, which it never does on a cluster with no WebApp and no managed Secret: when
-    none has run after a few seconds, one LIST of each (limit 1) tells whether that is why."""
+    """Ready once Kopf's index and every informer have listed. Kopf says so only by running
+    a handler, which it never does on a cluster with no WebApp: when none has run after a few
+    seconds, one LIST (limit 1) tells whether that is why."""
     while not runtime.kopf_ready.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runtime.kopf_ready.wait(), EMPTY_CHECK_AFTER)
         if not runtime.kopf_ready.is_set() and await _nothing_to_index(http, namespaces):
-            logger.info("no WebApp and no managed Secret to index yet")
+            logger.info("no WebApp to index yet")
             runtime.kopf_ready.set()
     for one in runtime.informers:
         await one.synced.wait()
@@ -620,20 +630,16 @@ def settle_collector() -> None:
 
 
 async def _nothing_to_index(http: transport.Http, namespaces: list[str]) -> bool:
-    """True when no WebApp and no managed Secret exists where the operator watches."""
+    """True when no WebApp exists where the operator watches."""
     scopes = [f"/namespaces/{ns}" for ns in namespaces] or [""]
     for scope in scopes:
-        for path, selector in (
-            (f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}", None),
-            (f"/api/v1{scope}/secrets", revisions.WATCH_SELECTOR),
-        ):
-            params = {"limit": "1"} | ({"labelSelector": selector} if selector else {})
-            try:
-                reply = await http.request("GET", path, params=params)
-            except Exception:  # noqa: BLE001 (a failed look is only "not yet")
-                return False
-            if reply.status != 200 or reply.json().get("items"):
-                return False
+        path = f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}"
+        try:
+            reply = await http.request("GET", path, params={"limit": "1"})
+        except Exception:  # noqa: BLE001 (a failed look is only "not yet")
+            return False
+        if reply.status != 200 or reply.json().get("items"):
+            return False
     return True
 
 

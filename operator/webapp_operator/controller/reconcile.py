@@ -878,7 +878,7 @@ async def _ensure_owned(ctx: Context, webapp: model.WebApp) -> bool:
             await ctx.writer.patch_secret_data(
                 namespace, name, _replace_keys(current.data, owned.generate(generator, ctx.token))
             )
-    for entry in _all(ctx.indexes.secrets, ("owned-by", namespace, webapp.name)):
+    for entry in _all(ctx.indexes.secrets, (state.OWNED_BY, namespace, webapp.name)):
         if entry.name not in wanted:
             await ctx.writer.delete("v1", "Secret", namespace, entry.name)
     return pending

@@ -1,15 +1,16 @@
 """What the controller remembers of the cluster: compact entries built from watch events.
 
-Kopf feeds every watched object to the index functions in `handlers.py`, which keep only these
-entries (metadata and, for source and revision Secrets, their content, needed to build
-environments without a GET per reconcile; revision content is immutable, so never stale).
-Everything here is rebuilt from the watch streams after a restart: no state is lost.
+Kopf (WebApps) and the informers (managed Secrets, Deployments, ReplicaSets, Services) feed
+every watched object to `handlers.py`, which keeps only these entries (metadata and, for source
+and revision Secrets, their content, needed to build environments without a GET per reconcile;
+revision content is immutable, so never stale). Everything here is rebuilt from the watch
+streams after a restart: no state is lost.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -78,6 +79,55 @@ class SecretEntry:
             "kind": "Secret",
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
         }
+
+
+IndexKey = tuple[str, ...]
+
+
+class SecretIndex:
+    """Every managed Secret's entry by (namespace, name), and under the further keys `keys_of`
+    gives it (an app's environment snapshots, a source's revisions, an app's owned sources),
+    kept in step with the Secret informers' changes. Read as Kopf's indexes are: `get(key)`
+    gives the entries under a key, in the order they came, or `default`."""
+
+    def __init__(self, keys_of: Callable[[SecretEntry], Iterable[IndexKey]]) -> None:
+        self.keys_of = keys_of
+        self.by_name: dict[tuple[str, str], SecretEntry] = {}
+        self.by_key: dict[IndexKey, tuple[SecretEntry, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def get(self, key: IndexKey, default: Any = None) -> Any:
+        if len(key) == 2:
+            found = self.by_name.get((key[0], key[1]))
+            return default if found is None else (found,)
+        return self.by_key.get(key, default)
+
+    def put(self, old: SecretEntry | None, new: SecretEntry | None) -> None:
+        """`old` (None: it is new) is now `new` (None: it is gone); an entry that stays under a
+        key keeps its place there."""
+        gone = set(self.keys_of(old)) if old is not None else set()
+        if old is not None:
+            self.by_name.pop(old.key, None)
+        if new is not None:
+            self.by_name[new.key] = new
+            for key in self.keys_of(new):
+                gone.discard(key)
+                entries = self.by_key.get(key, ())
+                at = next((i for i, e in enumerate(entries) if e.key == new.key), None)
+                if at is None:
+                    self.by_key[key] = (*entries, new)
+                else:
+                    self.by_key[key] = (*entries[:at], new, *entries[at + 1 :])
+        if old is None:
+            return
+        for key in gone:
+            kept = tuple(e for e in self.by_key.get(key, ()) if e.key != old.key)
+            if kept:
+                self.by_key[key] = kept
+            else:
+                self.by_key.pop(key, None)
 
 
 def interned(mapping: Mapping[str, Any] | None, values: bool = False) -> dict[str, Any]:
@@ -287,6 +337,8 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
 
 # The key prefix of an app's environment snapshots in the Secret index: (ENV_OF, ns, app).
 ENV_OF: Final = "env-of"
+# ... and of an app's owned sources: (OWNED_BY, ns, app).
+OWNED_BY: Final = "owned-by"
 
 
 def observed_refs(body: Mapping[str, Any]) -> list[tuple[str, str]]:

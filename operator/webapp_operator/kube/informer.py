@@ -6,6 +6,8 @@ handler dispatch, ~2.7 ms here); most of them change nothing the reconcilers rea
 `Informer` is what client-go calls by that name, in a few lines: one LIST (paged), then one
 WATCH from its resourceVersion, each event's JSON decoded once into the caller's compact entry,
 the old and the new entry handed to `on_change`. Its cost per event is the JSON decoding.
+The first listing's objects come as `LISTED` (Kopf's event type None): the state the caller
+starts from, not a change.
 
 - Reconnects: a watch that ends (the server's timeout, a dropped connection, an API server
   restart) is opened again from the last resourceVersion seen (bookmarks keep it fresh); when
@@ -13,7 +15,8 @@ the old and the new entry handed to `on_change`. Its cost per event is the JSON 
   as events, deletions included, so no change is lost across any gap.
 - Errors are retried with exponential backoff; nothing here ends the process.
 - Server-side label selectors only: objects outside the selector cost nothing.
-- Nothing is logged of a body: this module never sees Secrets, but keeps the rule anyway.
+- Nothing is logged of a body (the operator's managed Secrets come through here): a failure
+  is told by its status code and reason, or the error's type.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ WATCH_TIMEOUT: Final = 300  # the server ends each watch after this many seconds
 BACKOFF_FIRST: Final = 0.5
 BACKOFF_CAP: Final = 30.0
 
-# (event type, old entry or None, new entry or None); DELETED has new None.
+# (event type, old entry or None, new entry or None); DELETED has new None. The type is the
+# watch's (ADDED, MODIFIED, DELETED), or LISTED for the objects of the first listing.
 OnChange = Callable[[str, E | None, E | None], None]
 
 
@@ -147,12 +151,15 @@ class Informer(Generic[E]):
             if not cont:
                 break
             params["continue"] = str(cont)
+        added = "ADDED"
         if self.synced.is_set():
             self.relists += 1
+        else:
+            added = "LISTED"
         for key in [k for k in self.store if k not in seen]:
             self._set("DELETED", key, None)
         for key, entry in seen.items():
-            self._set("ADDED", key, entry)
+            self._set(added, key, entry)
         return version
 
     async def _watch(self, version: str) -> str:
