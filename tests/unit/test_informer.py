@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
 from aiohttp import web
 from tests.unit.test_gateway import config, serving
 
@@ -25,9 +27,14 @@ def obj(name: str, version: str, replicas: int = 1, namespace: str = "ns") -> di
     }
 
 
+CANARY = "canary-7f3a-not-for-logs"
+
+
 def parse(body: Mapping[str, Any]) -> tuple[str, int] | None:
     if body["metadata"]["name"].startswith("skip"):
         return None
+    if body["metadata"]["name"].startswith("odd"):
+        raise ValueError(CANARY)  # what a parser's error may carry: never logged
     return (body["metadata"]["name"], int(body["spec"]["replicas"]))
 
 
@@ -167,6 +174,34 @@ async def _test_errors_back_off_and_reconnect_without_losing_the_store() -> None
     assert one.reconnects >= 1
     watches = [r for r in server.requests if r.get("watch") == "true"]
     assert [r["resourceVersion"] for r in watches[:2]] == ["10", "10"]
+
+
+async def _test_an_object_that_cannot_be_read_is_left_out_not_the_stream() -> None:
+    server = Server(
+        lists=[listing("10", obj("a", "5"), obj("odd-1", "6"), obj("b", "7"))],
+        watches=[
+            (200, lines(("MODIFIED", obj("odd-1", "11")), ("ADDED", obj("c", "12")))),
+        ],
+    )
+    seen, one = await run_until(server, lambda s: len(s) >= 3)
+    assert seen == [
+        ("LISTED", None, ("a", 1)),
+        ("LISTED", None, ("b", 1)),
+        ("ADDED", None, ("c", 1)),
+    ]
+    assert one.synced.is_set()
+    assert one.left_out == 2  # in the listing, then in the watch, which went on to `c`
+
+
+def test_an_object_that_cannot_be_read_is_left_out_not_the_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One object the parser fails on (odd metadata anyone may write) must not stop every
+    other object from being seen, nor keep the operator from ever being ready."""
+    with caplog.at_level(logging.WARNING, logger="webapp_operator.kube.informer"):
+        asyncio.run(_test_an_object_that_cannot_be_read_is_left_out_not_the_stream())
+    assert "deployments ns/odd-1 left out: it could not be read (ValueError)" in caplog.text
+    assert CANARY not in caplog.text
 
 
 def test_paths() -> None:

@@ -90,3 +90,34 @@ def test_parse_sources_round_trip_with_render() -> None:
         "integration:postgresql": ("db", "pg", 1),
     }
     assert revisions.parse_sources(None) == {}
+
+
+def test_parse_sources_reads_a_revision_number_of_other_digits_as_none() -> None:
+    """`²` and `٣` are digits to str.isdigit() but not to int(): an annotation anyone who may
+    edit the snapshot can write must not make its entry fail."""
+    annotation = "secret:a=demo/a#²,secret:b=demo/b#٣,secret:c=demo/c#3"
+    assert revisions.parse_sources(annotation) == {
+        "secret:a": ("demo", "a", None),
+        "secret:b": ("demo", "b", None),
+        "secret:c": ("demo", "c", 3),
+    }
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "\uff11"])  # the last: FULLWIDTH DIGIT ONE
+def test_numbers_in_annotations_are_ascii_digits_or_a_clear_error(number: str) -> None:
+    """The same for the other annotations read as numbers: a clear InvalidConfig (a condition
+    on the object), not a ValueError from int() failing the reconcile."""
+    from webapp_operator.domain import owned, schedule
+    from webapp_operator.domain.errors import InvalidConfig
+
+    with pytest.raises(InvalidConfig, match="BYTES from 8 to 512"):
+        owned.parse_generate(f"token={number}")
+    state = {
+        schedule.ROTATION_POLICY_ANNOTATION: "hourly",
+        schedule.ROTATION_ANCHOR_ANNOTATION: "2025-01-31T10:00:00Z",
+        schedule.NEXT_ROTATION_ANNOTATION: "2025-01-31T11:00:00Z",
+        schedule.ROTATION_NOTIFIED_REVISION_ANNOTATION: number,
+        schedule.ROTATION_NOTIFIED_AT_ANNOTATION: "2025-01-31T11:00:00Z",
+    }
+    with pytest.raises(InvalidConfig, match="is not a revision number"):
+        schedule.rotation_from_annotations(state)

@@ -1667,7 +1667,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         msg = f"{text!r} is not a revision number (1, 2, ...)"
         raise argparse.ArgumentTypeError(msg)
     return int(text)

@@ -41,7 +41,12 @@ def parse_generate(value: str) -> dict[str, int]:
     result: dict[str, int] = {}
     for item in value.split(","):
         key, sep, length = item.strip().partition("=")
-        if not sep or not _KEY.match(key) or not length.isdigit() or not 8 <= int(length) <= 512:
+        if (
+            not sep
+            or not _KEY.match(key)
+            or not (length.isascii() and length.isdigit())
+            or not 8 <= int(length) <= 512
+        ):
             msg = (
                 f"{GENERATE_ANNOTATION}: {item.strip()!r} must be KEY=BYTES with BYTES from "
                 "8 to 512"

@@ -137,5 +137,6 @@ def parse_sources(annotation: str | None) -> dict[str, tuple[str, str, int | Non
         namespace, slash, name = path.partition("/")
         if not slash or not namespace or not name:
             continue
-        result[option] = (namespace, name, int(number) if number.isdigit() else None)
+        digits = number.isascii() and number.isdigit()  # not `²`, which isdigit() accepts
+        result[option] = (namespace, name, int(number) if digits else None)
     return result

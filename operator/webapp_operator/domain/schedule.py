@@ -581,7 +581,7 @@ def _read_revision(annotations: Mapping[str, str], key: str) -> int | None:
     value = annotations.get(key)
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         msg = f"{key}: {value!r} is not a revision number"
         raise InvalidConfig(msg)
     return int(value)

@@ -13,7 +13,9 @@ starts from, not a change.
   restart) is opened again from the last resourceVersion seen (bookmarks keep it fresh); when
   the server answers 410 Gone, the collection is listed again and the difference is reported
   as events, deletions included, so no change is lost across any gap.
-- Errors are retried with exponential backoff; nothing here ends the process.
+- Errors are retried with exponential backoff; nothing here ends the process. An object the
+  caller's `parse` fails on is left out (as if absent, with a warning naming it), never the
+  whole stream: one odd object must not keep every other from being seen.
 - Server-side label selectors only: objects outside the selector cost nothing.
 - Nothing is logged of a body (the operator's managed Secrets come through here): a failure
   is told by its status code and reason, or the error's type.
@@ -88,6 +90,7 @@ class Informer(Generic[E]):
         self.synced = asyncio.Event()
         self.relists = 0
         self.reconnects = 0
+        self.left_out = 0  # objects `parse` failed on
 
     async def run(self) -> None:
         """List, then watch; list again after 410, reconnect after anything else."""
@@ -123,6 +126,21 @@ class Informer(Generic[E]):
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_CAP, backoff * 2)
 
+    def _parse(self, obj: Mapping[str, Any]) -> E | None:
+        try:
+            return self.parse(obj)
+        except Exception as error:  # noqa: BLE001 (one object, not the stream)
+            self.left_out += 1
+            namespace, name = _key(obj)
+            logger.warning(
+                "%s %s/%s left out: it could not be read (%s)",
+                self.collection.plural,
+                namespace,
+                name,
+                type(error).__name__,
+            )
+            return None
+
     def _set(self, kind: str, key: tuple[str, str], entry: E | None) -> None:
         old = self.store.get(key)
         if entry is None:
@@ -146,7 +164,7 @@ class Informer(Generic[E]):
             meta = listing.get("metadata") or {}
             version = str(meta.get("resourceVersion") or "")
             for item in listing.get("items") or []:
-                seen[_key(item)] = self.parse(item)
+                seen[_key(item)] = self._parse(item)
             cont = meta.get("continue")
             if not cont:
                 break
@@ -192,7 +210,7 @@ class Informer(Generic[E]):
                 if kind == "DELETED":
                     self._set(kind, key, None)
                 else:
-                    self._set(str(kind), key, self.parse(obj))
+                    self._set(str(kind), key, self._parse(obj))
         return version
 
 
