@@ -321,7 +321,7 @@ def on_secret(
 def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> bool:
     """Whether the WebApp references more than one Secret (or is not in the index)."""
     for entry in ctx.indexes.webapps.get((namespace, name)) or []:
-        return len(set(state.observed_refs(entry.body))) > 1
+        return bool(entry.references > 1)
     return True
 
 

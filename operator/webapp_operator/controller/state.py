@@ -216,6 +216,12 @@ class WebAppEntry:
     namespace: str
     name: str
     body: Mapping[str, Any]
+    # How many Secrets it references (each once), read once: every new revision of one of
+    # them asks whether it references others (handlers.on_secret).
+    references: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "references", len(set(observed_refs(self.body))))
 
     @property
     def key(self) -> tuple[str, str]:
