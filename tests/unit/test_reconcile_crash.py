@@ -1,10 +1,11 @@
 """The reconcilers stopped at every write they make, then run again by a fresh process.
 
 A fake API server (below the level under test, implementing the reconcilers' `Writer`) applies
-writes to plain objects and feeds them back through the operator's real Kopf index functions,
-as the watch streams would. Scenario: `credentials` gets new content, observed by `shop`
-(refresh: auto, two processes, so a new revision, a new environment and a rollout) and by
-`audit` (refresh: manual, so a `SecretChanged` notice). For every k, the operator dies at its
+writes to plain objects and feeds them back through the operator's real index functions (Kopf's
+for WebApps, the Secret informer's entries and keys), as the watch streams would. Scenario:
+`credentials` gets new content, observed by `shop` (refresh: auto, two processes, so a new
+revision, a new environment and a rollout) and by `audit` (refresh: manual, so a
+`SecretChanged` notice). For every k, the operator dies at its
 k-th write (the write is not made, nor any after it: SIGKILL; dying just after a write is dying
 before the next one, as nothing but the writes outlives the process), and a new process, with no
 memory, settles the cluster. Then it must hold what an uninterrupted run holds, and every notice
@@ -49,7 +50,7 @@ class Clock:
 
 
 class Index:
-    """A Kopf index: key -> values, refilled from the fake cluster."""
+    """An index as the reconcilers read it: key -> values, refilled from the fake cluster."""
 
     def __init__(self) -> None:
         self.items: dict[Any, list[Any]] = {}

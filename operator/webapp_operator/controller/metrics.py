@@ -3,8 +3,8 @@
 One small aiohttp server (aiohttp comes with Kopf) serves:
 
 - `/metrics`: the Prometheus text format, from the operator's own registry;
-- `/readyz`: 200 once every Kopf index and informer has its initial listing (or there is
-  nothing to index) and the workers run, else 503;
+- `/readyz`: 200 once Kopf's WebApp index and every informer have their initial listing (or
+  there is no WebApp to index) and the workers run, else 503;
 - `/healthz`: 200 while the event loop answers.
 
 Label values come from fixed, small sets (reconcile kinds, Event reasons, request kinds), never

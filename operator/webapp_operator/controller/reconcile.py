@@ -53,7 +53,8 @@ Key = tuple[Literal["webapp", "secret"], str, str]
 
 
 class Store(Protocol):
-    """A Kopf index: key -> collection of values."""
+    """An index (Kopf's, or the Secret informer's `state.SecretIndex`): key -> collection of
+    values."""
 
     def get(self, key: Any, default: Any = None) -> Any: ...
 
@@ -98,7 +99,7 @@ class Writer(Protocol):
 
 @dataclass
 class Indexes:
-    """The Kopf indexes the reconcilers read (see handlers.py)."""
+    """The indexes the reconcilers read (see handlers.py)."""
 
     secrets: Store  # (ns, name) -> SecretEntry: every managed Secret
     revisions: Store  # (ns, source) -> SecretEntry: revision snapshots

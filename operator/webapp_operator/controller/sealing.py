@@ -231,7 +231,7 @@ class ReopeningStore:
     """The Secret index as the reconcilers read it: sealed sources retried on new keys."""
 
     def __init__(self, inner: Any, unsealer: Unsealer) -> None:
-        self.inner = inner  # a Kopf index: key -> collection of entries
+        self.inner = inner  # the Secret index: key -> collection of entries
         self.unsealer = unsealer
 
     def get(self, key: Any, default: Any = None) -> Any:
