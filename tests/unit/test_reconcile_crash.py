@@ -244,6 +244,8 @@ class FakeCluster:
         """Rebuild every index from the objects, through the operator's own index functions."""
         for index in indexes.all():
             index.items.clear()
+        for gone in list(indexes.secrets.by_name.values()):
+            indexes.secrets.put(gone, None)
         for (kind, namespace, name), obj in sorted(self.objects.items()):
             if kind == "WebApp":  # Kopf's index function
                 body = kopf.Body(copy.deepcopy(obj))  # type: ignore[arg-type]
@@ -251,10 +253,10 @@ class FakeCluster:
                 found = await function(body=body, namespace=namespace, name=name)
                 for key, value in found.items():
                     indexes.webapps.items.setdefault(key, []).append(value)
-            if kind == "Secret":  # the Secret informer's entries, under the index's keys
+            if kind == "Secret":  # the Secret informer's entries, in the operator's index
                 entry = state.secret_entry(copy.deepcopy(obj))
-                for key in [entry.key, *handlers.secret_keys(entry)] if entry.kind else []:
-                    indexes.secrets.items.setdefault(key, []).append(entry)
+                if entry.kind:
+                    indexes.secrets.put(None, entry)
             if kind in ("Deployment", "Service"):  # the informers' entries
                 workload = state.workload_entry(kind, obj)
                 if workload is not None:
@@ -267,12 +269,15 @@ class FakeIndexes:
     """The operator's Secret index and Kopf's WebApp index (read as the handlers read them), and
     the workload informers' entries."""
 
-    secrets: Index = field(default_factory=Index)
+    secrets: state.SecretIndex = field(
+        default_factory=lambda: state.SecretIndex(handlers.secret_keys)
+    )
     webapps: Index = field(default_factory=Index)
     workloads: WorkloadIndex = field(default_factory=WorkloadIndex)
 
     def all(self) -> list[Index]:
-        return [self.secrets, self.webapps, self.workloads]
+        """The indexes refilled by clearing them (the Secret index empties through `put`)."""
+        return [self.webapps, self.workloads]
 
 
 def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context:
