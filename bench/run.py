@@ -239,7 +239,9 @@ def _floor_fields(bench: Bench) -> dict[str, float]:
 # The requests the operator's rollouts are made of, as the API server timed them (all clients).
 SERVER_KINDS = (
     "APPLY deployments",
+    "PATCH deployments",
     "POST secrets",
+    "DELETE secrets",
     "POST events",
     "PATCH webapps/status",
     "PATCH configmaps",
