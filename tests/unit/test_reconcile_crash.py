@@ -28,7 +28,7 @@ from typing import Any
 import kopf
 import pytest
 
-from webapp_operator.controller import handlers, reconcile, state
+from webapp_operator.controller import handlers, reconcile, state, workqueue
 from webapp_operator.domain import render
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -455,6 +455,45 @@ def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster
     assert told[("SecretChanged", "audit")] == 1
     assert told[("SecretRefreshed", "shop")] == 1
     assert told[("RolloutStarted", "shop")] == 1
+
+
+def test_a_rollout_amid_a_fan_out_tells_and_records_it_once_the_others_are_written(
+    changed: FakeCluster,
+) -> None:
+    """While other apps' changes wait or are being written, a reconcile that rolls `shop`
+    writes the rollout only and comes back as a follow-up; that follow-up, run once the others
+    are done, tells the notices and records the status, as one uninterrupted reconcile does."""
+    reference = copy.deepcopy(changed)
+    asyncio.run(settle(reference))
+    cluster = copy.deepcopy(changed)
+    indexes = FakeIndexes()
+    ctx = new_context(cluster, indexes)
+    asked: list[tuple[str, ...]] = []
+    busy = [True]
+
+    def urgent_besides(key: tuple[str, ...]) -> bool:
+        asked.append(key)
+        return busy[0]
+
+    ctx.urgent_besides = urgent_besides
+
+    async def run() -> object:
+        await cluster.fill(indexes)
+        await reconcile.reconcile_secret(ctx, NS, "credentials")
+        await cluster.fill(indexes)
+        cluster.writes.clear()
+        return await reconcile.reconcile_webapp(ctx, NS, "shop")
+
+    again = asyncio.run(run())
+    assert again == workqueue.Again(workqueue.FOLLOW_UP_DELAY, workqueue.FOLLOW_UP)
+    assert asked == [("webapp", NS, "shop")]
+    assert not [w for w in cluster.writes if w.startswith(("event", "status"))], cluster.writes
+    assert [w for w in cluster.writes if w.startswith("patch Deployment")] != []
+
+    busy[0] = False  # the others are written: the follow-up runs
+    asyncio.run(settle(cluster))
+    assert outcome(cluster) == outcome(reference)
+    assert sorted(cluster.events) == sorted(reference.events)  # each told once
 
 
 def test_the_memory_of_recent_writes_forgets_expired_ones() -> None:

@@ -165,16 +165,40 @@ def test_a_key_added_while_active_keeps_the_higher_priority(
     assert first == second  # the dirty key came back ahead of the other follow-up
 
 
-def test_urgent_waiting_counts_only_waiting_urgent_keys(loop: asyncio.AbstractEventLoop) -> None:
+def test_urgent_besides_counts_waiting_urgent_keys(loop: asyncio.AbstractEventLoop) -> None:
     queue: WorkQueue[str] = WorkQueue(clock=FakeClock())
-    assert not queue.urgent_waiting
+    assert not queue.urgent_besides("app")
     queue.add("follow-up", priority=FOLLOW_UP)
-    assert not queue.urgent_waiting
+    assert not queue.urgent_besides("app")
     queue.add("follow-up", priority=URGENT)  # raised
     queue.add("change")
-    assert queue.urgent_waiting
+    assert queue.urgent_besides("app")
     assert sorted(drain(queue, loop)) == ["change", "follow-up"]
-    assert not queue.urgent_waiting
+    assert not queue.urgent_besides("app")
+
+
+def test_urgent_besides_counts_urgent_keys_being_handled_but_the_asker(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The last apps of a fan-out are being handled, none waits: each still lets the others
+    write first, and the last one being handled does not wait for itself."""
+    queue: WorkQueue[str] = WorkQueue(clock=FakeClock())
+    queue.add("a")
+    queue.add("b")
+    queue.add("later", priority=FOLLOW_UP)
+
+    async def take_two() -> list[str]:
+        return [await queue.get(), await queue.get()]
+
+    a, b = sorted(loop.run_until_complete(take_two()))
+    assert (a, b) == ("a", "b")
+    assert queue.urgent_besides("a")
+    assert queue.urgent_besides("b")
+    queue.done("b")
+    assert not queue.urgent_besides("a")  # only itself is left
+    assert queue.urgent_besides("later")  # a follow-up still sees "a" being handled
+    queue.done("a")
+    assert not queue.urgent_besides("later")
 
 
 def test_a_handler_asks_to_come_back_as_a_follow_up(loop: asyncio.AbstractEventLoop) -> None:
@@ -184,7 +208,7 @@ def test_a_handler_asks_to_come_back_as_a_follow_up(loop: asyncio.AbstractEventL
     async def handle(key: str) -> Again | None:
         handled.append(key)
         if key == "app" and handled.count("app") == 1:
-            assert queue.urgent_waiting  # "other" still waits: defer the rest of "app"
+            assert queue.urgent_besides(key)  # "other" still waits: defer the rest of "app"
             return Again(0.0, FOLLOW_UP)
         return None
 
@@ -267,7 +291,7 @@ def test_a_follow_up_never_moves_a_waiting_change(loop: asyncio.AbstractEventLoo
     queue.add("app", delay=0.5, max_wait=2.0, priority=FOLLOW_UP)  # a rollout's event
     clock.now += 0.2
     assert drain(queue, loop) == ["app"]  # on the change's time, not pushed to the follow-up's
-    assert queue.urgent_waiting is False
+    assert queue.urgent_besides("other") is False
 
 
 def test_a_change_where_a_follow_up_waits_runs_on_its_own_time(

@@ -563,7 +563,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
         token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
-    runtime.ctx.urgent_waiting = lambda: runtime.queue.urgent_waiting
+    runtime.ctx.urgent_besides = runtime.queue.urgent_besides
     keys = sealing_keys.KeyManager(
         api,
         options["operator_namespace"],

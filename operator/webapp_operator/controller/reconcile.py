@@ -136,8 +136,9 @@ class Context:
     agenda: schedule.Agenda[tuple[str, str]] = field(default_factory=schedule.Agenda)
     # (namespace, name) -> None: queue a WebApp (set by the handlers).
     enqueue_webapp: Any = field(default=None, repr=False)
-    # () -> bool: whether changes someone made wait in the work queue (set by the handlers).
-    urgent_waiting: Any = field(default=None, repr=False)
+    # key -> bool: whether changes someone made, other than this key's, wait in the work queue
+    # or are being handled (set by the handlers).
+    urgent_besides: Any = field(default=None, repr=False)
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
@@ -1151,10 +1152,11 @@ async def reconcile_webapp(
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
-    if changed and ctx.urgent_waiting is not None and ctx.urgent_waiting():
-        # Other apps wait for their new environment (a fan-out): they go first, and this app's
-        # status and notices follow as a follow-up (RolloutStarted is decided from the status,
-        # so the follow-up tells it). Its pods already roll.
+    if changed and ctx.urgent_besides is not None and ctx.urgent_besides(("webapp", *entry.key)):
+        # Other apps wait for their new environment or are being rolled onto it (a fan-out):
+        # their writes go first, and this app's status and notices follow as a follow-up, held
+        # until the last of them is written (RolloutStarted is decided from the status, so the
+        # follow-up tells it). Its pods already roll.
         return workqueue.Again(workqueue.FOLLOW_UP_DELAY, workqueue.FOLLOW_UP)
 
     now = ctx.clock.now()

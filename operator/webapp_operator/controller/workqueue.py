@@ -121,10 +121,10 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    @property
-    def urgent_waiting(self) -> bool:
-        """Whether keys of priority URGENT wait (a fan-out in progress, say)."""
-        return self._urgent > 0
+    def urgent_besides(self, key: K) -> bool:
+        """Whether urgent keys other than `key` wait or are being handled: a fan-out is still
+        writing, and what can come a moment later (status, notices) should let it finish."""
+        return self._urgent > 0 or len(self._active_urgent) > (key in self._active_urgent)
 
     @property
     def idle(self) -> bool:
