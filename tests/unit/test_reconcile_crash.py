@@ -294,7 +294,6 @@ def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context
         writer=cluster,
         clock=Clock(cluster),
         settings=render.Settings(snapshot_key=b"s" * 32),
-        digest_key=b"d" * 32,
         token=lambda size: f"generated-{next(tokens):04d}-".ljust(size, "x"),
         monotonic=lambda: 0.0,
     )

@@ -75,14 +75,6 @@ def test_removable(
     assert revisions.removable(numbers, latest, tracked, in_use) == expected
 
 
-def test_content_digest_is_keyed_and_order_free() -> None:
-    data = {"a": b"1", "b": b"2"}
-    same = {"b": b"2", "a": b"1"}
-    assert revisions.content_digest(data, b"k") == revisions.content_digest(same, b"k")
-    assert revisions.content_digest(data, b"k") != revisions.content_digest(data, b"other")
-    assert revisions.content_digest(data, b"k") != revisions.content_digest({"a": b"1"}, b"k")
-
-
 def test_parse_sources_round_trip_with_render() -> None:
     annotation = "secret:credentials=demo/credentials#2,integration:postgresql=db/pg#1,bad,x=y"
     assert revisions.parse_sources(annotation) == {

@@ -102,6 +102,35 @@ def test_nothing_to_patch_from() -> None:
     assert reconcile.rollout_patch(after[web], live(hand)) is None
 
 
+@pytest.mark.parametrize("others", [{}, {"team": "shop"}])
+def test_the_rendering_is_left_as_it_was(others: dict[str, str]) -> None:
+    """The old rendering's digest is taken on the new rendering itself, its snapshot names and
+    annotation swapped and put back: whichever the outcome, the object is then applied or
+    remembered as it was rendered."""
+
+    def annotated(objects: Objects) -> Objects:
+        for obj in objects.values():
+            annotations = obj["metadata"]["annotations"]
+            del annotations[state.APPLIED_ANNOTATION]
+            annotations.update(others)
+            if not annotations:
+                del obj["metadata"]["annotations"]
+            reconcile.stamp_applied(obj)
+        return objects
+
+    before = annotated(rendered(app(), "canary-old-1b2c"))
+    after = annotated(rendered(app(), "canary-new-3d4e"))
+    for key in [k for k in after if k[0] == "Deployment"]:
+        kept = copy.deepcopy(after[key])
+        assert reconcile.rollout_patch(after[key], live(before[key])) is not None
+        assert after[key] == kept
+        assert list(after[key]["metadata"]) == list(kept["metadata"])
+        hand = copy.deepcopy(before[key])
+        hand["metadata"]["annotations"][state.APPLIED_ANNOTATION] = "not-ours"
+        assert reconcile.rollout_patch(after[key], live(hand)) is None
+        assert after[key] == kept
+
+
 REVISION: dict[str, Any] = {
     "f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}
 }

@@ -537,7 +537,6 @@ def _context(secrets_store: Store, revisions_store: Store) -> tuple[reconcile.Co
         writer=typed,
         clock=FixedClock(),
         settings=render.Settings(snapshot_key=b"k" * 32),
-        digest_key=b"d" * 32,
         token=lambda size: "t" * size,
     )
     return ctx, writer
@@ -560,7 +559,7 @@ def test_a_source_that_does_not_open_makes_no_revision_and_one_event() -> None:
     entry = state.secret_entry(body, keys.Unsealer(ring(1)))
     rev1 = _revision(entry, 1)
     ctx, writer = _context(Store({entry.key: [entry]}), Store({entry.key: [rev1]}))
-    assert not reconcile.IndexLookup(ctx.indexes).pending("demo", "c", ctx.digest_key)
+    assert not reconcile.IndexLookup(ctx.indexes).pending("demo", "c")
     asyncio.run(reconcile.reconcile_secret(ctx, "demo", "c"))
     asyncio.run(reconcile.reconcile_secret(ctx, "demo", "c"))
     assert [c[0] for c in writer.calls] == ["event"]  # nothing created, deleted or patched

@@ -559,7 +559,6 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
             proxy=_proxy(),
             revision_history_limit=int(options.get("revision_history_limit", 3)),
         ),
-        digest_key=secrets.token_bytes(32),
         token=secrets.token_urlsafe,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp

@@ -9,7 +9,6 @@ each Deployment, however many triggers arrived (the work queue coalesces them).
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import json
 import logging
@@ -130,7 +129,6 @@ class Context:
     writer: Writer
     clock: Clock
     settings: render.Settings
-    digest_key: bytes = field(repr=False)
     token: Any = field(repr=False)  # (bytes) -> str: URL-safe random text, for generated values
     # One agenda for every Secret's rotation and expiry times (the scheduler sleeps on it).
     agenda: schedule.Agenda[tuple[str, str]] = field(default_factory=schedule.Agenda)
@@ -235,7 +233,7 @@ class IndexLookup:
         last = entries[-1].revision if entries else None
         return last.number if last else None
 
-    def pending(self, namespace: str, name: str, digest_key: bytes) -> bool:
+    def pending(self, namespace: str, name: str) -> bool:
         """True when the source holds content no revision has yet: a revision is coming."""
         source = _one(self.indexes.secrets, (namespace, name))
         if source is None or source.kind != revisions.KIND_SOURCE:
@@ -245,8 +243,8 @@ class IndexLookup:
         entries = self.revision_entries(namespace, name)
         if not entries:
             return True
-        latest = revisions.content_digest(entries[-1].data, digest_key)
-        return revisions.content_digest(source.data, digest_key) != latest
+        # The content itself, compared in memory (no digest: every observer of a source asks).
+        return dict(source.data) != dict(entries[-1].data)
 
 
 # ----------------------------------------------------------------------------- secrets
@@ -342,7 +340,7 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
     entries = lookup.revision_entries(namespace, name)
     latest = entries[-1] if entries else None
     await _report_unseal(ctx, source)
-    if lookup.pending(namespace, name, ctx.digest_key):
+    if lookup.pending(namespace, name):
         number = (latest.revision.number if latest and latest.revision else 0) + 1
         now = ctx.clock.now()
         created = await ctx.writer.create(_revision_object(source, number, now))
@@ -676,16 +674,35 @@ def rollout_patch(
     }
     if len(snapshots) != 1 or current.snapshot in snapshots:
         return None
-    before = copy.deepcopy(dict(obj))
-    annotations = before["metadata"]["annotations"]
+    # The digest of the rendering with the old snapshot, made on `obj` itself (the names put
+    # back and the annotation left out, then restored): a deep copy of the Deployment cost as
+    # much as the digest.
+    refs = [
+        source["secretRef"]
+        for container in containers
+        for source in container.get("envFrom") or []
+        if "secretRef" in source
+    ]
+    if not refs:
+        return None
+    meta: dict[str, Any] = obj["metadata"]
+    annotations = meta["annotations"]
     digest = annotations.pop(state.APPLIED_ANNOTATION)
-    if not annotations:
-        del before["metadata"]["annotations"]
-    for container in before["spec"]["template"]["spec"]["containers"]:
-        for source in container.get("envFrom") or []:
-            if "secretRef" in source:
-                source["secretRef"]["name"] = current.snapshot
-    if _digest(before) != current.applied:
+    alone = not annotations
+    wanted = refs[0]["name"]
+    try:
+        if alone:
+            del meta["annotations"]
+        for ref in refs:
+            ref["name"] = current.snapshot
+        before = _digest(obj)
+    finally:
+        annotations[state.APPLIED_ANNOTATION] = digest
+        if alone:
+            meta["annotations"] = annotations
+        for ref in refs:
+            ref["name"] = wanted
+    if before != current.applied:
         return None
     return {
         "metadata": {"annotations": {state.APPLIED_ANNOTATION: digest}},
@@ -1026,7 +1043,7 @@ async def reconcile_webapp(
     resolved: dict[str, render.ResolvedSecret] = {}
     integrations: dict[str, render.ResolvedSecret] = {}
     errors: list[WebAppError] = []
-    pending = lookup.pending(namespace, key_name, ctx.digest_key)
+    pending = lookup.pending(namespace, key_name)
     for option, path, ref, refresh_mode, pin in _options(webapp):
         mode: Literal["auto", "manual"] = "manual" if refresh_mode == "manual" else "auto"
         try:
@@ -1060,7 +1077,7 @@ async def reconcile_webapp(
         if squatted is not None and follows:
             errors.append(squatted)
             continue
-        if lookup.pending(ref_ns, ref_name, ctx.digest_key) and mode == "auto" and pin is None:
+        if lookup.pending(ref_ns, ref_name) and mode == "auto" and pin is None:
             pending = True
         if item.tracked is None and lookup.source(ref_ns, ref_name) is not None:
             pending = True  # revision 1 is about to be created

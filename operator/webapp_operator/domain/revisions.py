@@ -11,9 +11,6 @@ Pure: the caller passes every time and every key.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,17 +88,6 @@ def _time(text: str | None) -> datetime | None:
         return schedule.parse_time(text)
     except InvalidConfig:
         return None
-
-
-def content_digest(data: Mapping[str, bytes], key: bytes) -> str:
-    """A keyed digest of a Secret's content, to see whether content changed.
-
-    Only ever held in memory under a key drawn at process start: never written anywhere.
-    """
-    canonical = json.dumps(
-        {k: v.hex() for k, v in sorted(data.items())}, separators=(",", ":")
-    ).encode()
-    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
 def removable(
