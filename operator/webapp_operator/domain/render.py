@@ -155,8 +155,9 @@ def snapshot_digest(variables: Mapping[str, str], key: bytes) -> str:
     """A keyed digest of the whole environment: stable, and blind without the key."""
     canonical = json.dumps(dict(sorted(variables.items())), separators=(",", ":"))
     mac = hmac.new(key, canonical.encode(), hashlib.sha256).digest()
-    # base32 lower-case is valid in DNS names; 10 characters = 50 bits.
-    return base64.b32encode(mac).decode().lower()[:DIGEST_LENGTH]
+    # base32 lower-case is valid in DNS names; 10 characters = 50 bits. Base32 encodes 5 bytes
+    # at a time (in pure Python): the first 10 bytes give the same first 16 characters.
+    return base64.b32encode(mac[:10]).decode().lower()[:DIGEST_LENGTH]
 
 
 def snapshot_name_matches(name: str, variables: Mapping[str, str], key: bytes) -> bool:
