@@ -19,7 +19,6 @@ Nothing here logs a request or response body: bodies can hold Secret data.
 from __future__ import annotations
 
 import collections
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import httpx2 as httpx
+import orjson
 from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core.exceptions import ApiError
@@ -195,7 +195,7 @@ class Gateway:
         content_type: str = _JSON,
         params: Mapping[str, str] | None = None,
     ) -> None:
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        content = None if body is None else orjson.dumps(body)
         reply = await self.http.request(
             method, path, content, content_type if content is not None else None, params
         )

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 import aiohttp
+import orjson
 
 from webapp_operator.kube import transport
 
@@ -195,7 +195,7 @@ class Informer(Generic[E]):
                 raise GoneError
             _raise_for(reply)
             async for line in lines:
-                event = json.loads(line)
+                event = orjson.loads(line)
                 kind = event.get("type")
                 obj = event.get("object") or {}
                 if kind == "ERROR":

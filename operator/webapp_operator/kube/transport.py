@@ -15,7 +15,6 @@ What is taken from lightkube, so that a kubeconfig means the same to both client
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import urllib.parse
 import urllib.request
@@ -26,6 +25,7 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 import httpx2 as httpx
+import orjson
 from lightkube.config.client_adapter import user_auth, verify_cluster
 from lightkube.config.kubeconfig import SingleConfig
 
@@ -53,7 +53,7 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:  # noqa: ANN401 (a JSON document)
-        return json.loads(self.body)
+        return orjson.loads(self.body)
 
 
 class Http(Protocol):
