@@ -554,6 +554,25 @@ def _revision(source: state.SecretEntry, number: int) -> state.SecretEntry:
     )
 
 
+@pytest.mark.parametrize(
+    ("latest", "pending"),
+    [
+        (None, True),  # no revision yet
+        ({"user": b"u", "password": b"two"}, False),  # the same content, in another order
+        ({"password": b"two"}, True),  # a key added since
+        ({"password": b"one", "user": b"u"}, True),  # a value changed
+        ({"password": b"two", "user": b"u", "old": b""}, True),  # a key removed
+    ],
+)
+def test_a_revision_is_pending_exactly_when_the_content_differs_from_the_latest(
+    latest: dict[str, bytes] | None, pending: bool
+) -> None:
+    entry = state.secret_entry(_source({"password": "two", "user": "u"}, sealed=False))
+    revs = [] if latest is None else [replace(_revision(entry, 1), data=latest)]
+    ctx, _ = _context(Store({entry.key: [entry]}), Store({entry.key: revs}))
+    assert reconcile.IndexLookup(ctx.indexes).pending("demo", "c") is pending
+
+
 def test_a_source_that_does_not_open_makes_no_revision_and_one_event() -> None:
     body = _source({"password": seal("demo", "elsewhere", "password", CANARY.encode())})
     entry = state.secret_entry(body, keys.Unsealer(ring(1)))

@@ -244,7 +244,7 @@ class IndexLookup:
         if not entries:
             return True
         # The content itself, compared in memory (no digest: every observer of a source asks).
-        return dict(source.data) != dict(entries[-1].data)
+        return source.data != entries[-1].data
 
 
 # ----------------------------------------------------------------------------- secrets
