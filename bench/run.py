@@ -222,9 +222,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _floor_now(bench: Bench) -> None:
     """The floor again, right before a latency scenario: the machine is shared and its load
-    drifts, so each latency is set against the floor of its own minute."""
+    drifts, so each latency is set against the floor of its own minute. The best of the
+    profile's rounds, as the first floor: a single round's first requests open the client's
+    connections, and one sample of a third of a second is at the mercy of the machine's other
+    work."""
     bench.floor = await scenarios.measure_floor(
-        bench.api, bench.concurrency, bench.profile.floor_patches, 1
+        bench.api, bench.concurrency, bench.profile.floor_patches, bench.profile.floor_rounds
     )
 
 
