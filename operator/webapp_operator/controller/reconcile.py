@@ -235,7 +235,7 @@ class IndexLookup:
 
     def pending(self, namespace: str, name: str) -> bool:
         """True when the source holds content no revision has yet: a revision is coming."""
-        source = _one(self.indexes.secrets, (namespace, name))
+        source: state.SecretEntry | None = _one(self.indexes.secrets, (namespace, name))
         if source is None or source.kind != revisions.KIND_SOURCE:
             return False
         if source.unseal_error is not None:
