@@ -434,6 +434,13 @@ def test_a_crash_at_any_write_repeats_no_notice_and_loses_only_those_being_poste
         assert [e for e in lost if e[0] != "RevisionCreated"] == [], where
 
 
+async def revised(cluster: FakeCluster, indexes: FakeIndexes, ctx: reconcile.Context) -> None:
+    """The watch streams caught up, revision 2 of `credentials` made, caught up again."""
+    await cluster.fill(indexes)
+    await reconcile.reconcile_secret(ctx, NS, "credentials")
+    await cluster.fill(indexes)
+
+
 def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster) -> None:
     """The status that records a notice is written, but the index still shows the old one
     (the watch event is on its way) when the app is reconciled again: nothing is told twice."""
@@ -442,9 +449,7 @@ def test_a_reconcile_ahead_of_the_watch_does_not_tell_again(changed: FakeCluster
     ctx = new_context(cluster, indexes)
 
     async def run() -> None:
-        await cluster.fill(indexes)
-        await reconcile.reconcile_secret(ctx, NS, "credentials")
-        await cluster.fill(indexes)
+        await revised(cluster, indexes, ctx)
         for _ in range(2):  # no fill in between: the second pass reads the stale index
             await reconcile.reconcile_webapp(ctx, NS, "audit")
             await reconcile.reconcile_webapp(ctx, NS, "shop")
@@ -477,9 +482,7 @@ def test_a_rollout_amid_a_fan_out_tells_and_records_it_once_the_others_are_writt
     ctx.urgent_besides = urgent_besides
 
     async def run() -> object:
-        await cluster.fill(indexes)
-        await reconcile.reconcile_secret(ctx, NS, "credentials")
-        await cluster.fill(indexes)
+        await revised(cluster, indexes, ctx)
         cluster.writes.clear()
         return await reconcile.reconcile_webapp(ctx, NS, "shop")
 

@@ -667,24 +667,16 @@ def rollout_patch(
     if obj["kind"] != "Deployment" or current is None or not current.snapshot or current.shared:
         return None
     containers = obj["spec"]["template"]["spec"]["containers"]
-    snapshots = {
-        (source.get("secretRef") or {}).get("name")
-        for container in containers
-        for source in container.get("envFrom") or []
-    }
-    if len(snapshots) != 1 or current.snapshot in snapshots:
+    sources = [source for container in containers for source in container.get("envFrom") or []]
+    refs = [source["secretRef"] for source in sources if "secretRef" in source]
+    # Every container reads one snapshot, and only it, and it is not the live one.
+    if not refs or len(refs) != len(sources) or len({ref.get("name") for ref in refs}) != 1:
+        return None
+    if refs[0].get("name") == current.snapshot:
         return None
     # The digest of the rendering with the old snapshot, made on `obj` itself (the names put
     # back and the annotation left out, then restored): a deep copy of the Deployment cost as
     # much as the digest.
-    refs = [
-        source["secretRef"]
-        for container in containers
-        for source in container.get("envFrom") or []
-        if "secretRef" in source
-    ]
-    if not refs:
-        return None
     meta: dict[str, Any] = obj["metadata"]
     annotations = meta["annotations"]
     digest = annotations.pop(state.APPLIED_ANNOTATION)
