@@ -303,7 +303,8 @@ def canary_free_snapshots(scene: Scene, app: str) -> None:
             if support.is_not_found(error):
                 continue  # a pod cannot start on a missing Secret
             raise
-        assert CANARY not in json.dumps(values), f"{app}'s pods would mount {name} with it"
+        for canary in (CANARY, LEAK_CANARY):
+            assert canary not in json.dumps(values), f"{app}'s pods would mount {name} with it"
 
 
 def foreign_untouched(scene: Scene, name: str) -> None:
@@ -494,6 +495,80 @@ def test_a_grant_by_name_reaches_no_other_namespace(scene: Scene) -> None:
     assert cond["status"] == "False"
     selector: Any = {"twelvefactor.dev/webapp": "billing"}
     assert list(scene.admin.list(Deployment, namespace=scene.other, labels=selector)) == []
+
+
+def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
+    """Trudy may patch one Secret she cannot read (RBAC allows `patch` without `get`), list
+    Events (each names its object's uid) and create WebApps. She labels that Secret as
+    revision 2 of a Secret granted to her app, with an ownerReference to its uid, and pins
+    her app to revision 2: before revisions were signed, its content became her app's
+    environment. Now her app waits for the real revision 2, the Secret is neither read nor
+    removed, and the real revision 2 reaches her app once its source changes."""
+    ns = scene.ns
+    scene.secret("handout", {"motd": "hello"}, grant="t-pinned", opted_in=True)
+    scene.secret("vault", {"password": LEAK_CANARY})
+    rules = [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["vault"],
+         "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]},
+        {"apiGroups": ["twelvefactor.dev"], "resources": ["webapps"],
+         "verbs": ["create", "get", "list"]},
+    ]  # fmt: skip
+    opkit.apply(scene.admin, Role, opkit.role(ns, "trudy", rules))
+    opkit.apply(scene.admin, RoleBinding, opkit.role_binding(ns, "trudy", "trudy"))
+    trudy = support.service_account_identity(
+        scene.admin, scene.kubeconfig, ns, "trudy", scene.workdir
+    )
+    try:
+        with pytest.raises(ApiError) as denied:
+            trudy.client.get(Secret, "vault", namespace=ns)
+        assert support.api_status(denied.value) == 403
+
+        def source_uid() -> str | None:
+            for event in trudy.client.list(Event, namespace=ns):
+                involved = opkit.as_dict(event)["involvedObject"]
+                if involved.get("kind") == "Secret" and involved.get("name") == "handout":
+                    return str(involved["uid"])
+            return None
+
+        uid = wait_for(source_uid, 60, message="the RevisionCreated Event of handout")
+        forged = {
+            "metadata": {
+                "labels": {
+                    "twelvefactor.dev/secret": "revision",
+                    "twelvefactor.dev/revision-of": "handout",
+                    "twelvefactor.dev/revision": "2",
+                },
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Secret", "name": "handout", "uid": uid}
+                ],
+            }
+        }
+        trudy.client.patch(Secret, "vault", forged, namespace=ns)
+        pinned = secret_ref("handout", revision=2, refresh="manual")
+        scene.webapp(trudy.client, "t-pinned", app_spec(**pinned))
+        cond = wait_for(
+            lambda: (c := scene.condition("t-pinned")).get("reason") == "RevisionNotFound" and c,
+            60,
+            message=f"t-pinned: Ready=False RevisionNotFound; now {scene.condition('t-pinned')}",
+            ignore=(ApiError,),
+        )
+        assert cond["status"] == "False"
+        assert _hits("t-pinned's condition", json.dumps(cond)) == []
+        canary_free_snapshots(scene, "t-pinned")
+
+        # The source changes: the real revision 2 is made, read, and the forged Secret stays.
+        scene.secret("handout", {"motd": "bye"}, grant="t-pinned", opted_in=True)
+        scene.wait_ready("t-pinned")
+        status = opkit.as_dict(scene.admin.get(opkit.WebApp, "t-pinned", namespace=ns))["status"]
+        assert scene.env_of(str(status["environment"]))["FLASK_CREDS_MOTD"] == "bye"
+        canary_free_snapshots(scene, "t-pinned")
+        kept = opkit.as_dict(scene.admin.get(Secret, "vault", namespace=ns))
+        assert base64.b64decode(kept["data"]["password"]).decode() == LEAK_CANARY
+        assert "twelvefactor.dev/signature" not in (kept["metadata"].get("annotations") or {})
+        assert _hits("operator log", scene.operator.log_text()) == []
+    finally:
+        trudy.client.close()
 
 
 # --------------------------------------------------------------------------------------------

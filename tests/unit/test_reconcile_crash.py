@@ -33,6 +33,7 @@ from webapp_operator.domain import render
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 NS = "demo"
+SNAPSHOT_KEY = b"s" * 32  # the operator's key: the informers check snapshots and revisions with it
 
 
 class Crash(Exception):  # noqa: N818 (named after what it models)
@@ -254,7 +255,7 @@ class FakeCluster:
                 for key, value in found.items():
                     indexes.webapps.items.setdefault(key, []).append(value)
             if kind == "Secret":  # the Secret informer's entries, in the operator's index
-                entry = state.secret_entry(copy.deepcopy(obj))
+                entry = state.secret_entry(copy.deepcopy(obj), snapshot_key=SNAPSHOT_KEY)
                 if entry.kind:
                     indexes.secrets.put(None, entry)
             if kind in ("Deployment", "Service"):  # the informers' entries
@@ -293,7 +294,7 @@ def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context
         ),
         writer=cluster,
         clock=Clock(cluster),
-        settings=render.Settings(snapshot_key=b"s" * 32),
+        settings=render.Settings(snapshot_key=SNAPSHOT_KEY),
         token=lambda size: f"generated-{next(tokens):04d}-".ljust(size, "x"),
         monotonic=lambda: 0.0,
     )

@@ -551,6 +551,7 @@ def _revision(source: state.SecretEntry, number: int) -> state.SecretEntry:
         annotations={revisions.CREATED_ANNOTATION: "2030-01-01T00:00:00Z"},
         data={"password": b"old"},
         unseal_error=None,
+        verified=True,  # the operator's (signed; test_revision_ownership.py)
     )
 
 

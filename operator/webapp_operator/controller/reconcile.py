@@ -151,6 +151,12 @@ class Context:
     squatted: dict[tuple[str, str], str] = field(default_factory=dict)
     # The next retry delay of things no watch event announces (see RETRY_FIRST), by key.
     retries: dict[tuple[str, ...], float] = field(default_factory=dict)
+    # Since when revisions are signed (the operator's keys Secret records the first start that
+    # signed them): an unsigned revision created before is an older operator's and is signed
+    # once; one created since is someone else's. None: no revision is taken without a signature.
+    signatures_since: datetime | None = None
+    # Secrets labelled as revisions that failed the check, told once: (ns, name, uid).
+    unsigned_seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     def now_text(self) -> str:
         return schedule.format_time(self.clock.now())
@@ -197,8 +203,9 @@ class Context:
 class IndexLookup:
     """resolve.SecretLookup over the indexes: sources and revision snapshots."""
 
-    def __init__(self, indexes: Indexes) -> None:
+    def __init__(self, indexes: Indexes, signatures_since: datetime | None = None) -> None:
         self.indexes = indexes
+        self.signatures_since = signatures_since
 
     def source(self, namespace: str, name: str) -> resolve.SecretObject | None:
         entry: state.SecretEntry | None = _one(self.indexes.secrets, (namespace, name))
@@ -213,7 +220,15 @@ class IndexLookup:
         )
 
     def revision_entries(self, namespace: str, name: str) -> list[state.SecretEntry]:
+        """The source's revisions, oldest first: only those whose signature checks out, or an
+        older operator's unsigned ones (signed by the source's next reconcile): a Secret
+        anyone labels as a revision is never read, counted or removed."""
         entries = [e for e in _all(self.indexes.revisions, (namespace, name)) if e.revision]
+        if any(not e.verified for e in entries):
+            source: state.SecretEntry | None = _one(self.indexes.secrets, (namespace, name))
+            uid = source.uid if source is not None else ""
+            since = self.signatures_since
+            entries = [e for e in entries if e.verified or state.older_operators(e, uid, since)]
         return sorted(entries, key=lambda e: e.revision.number)
 
     def revision(self, namespace: str, name: str, revision: int) -> resolve.SecretObject | None:
@@ -250,8 +265,15 @@ class IndexLookup:
 # ----------------------------------------------------------------------------- secrets
 
 
-def _revision_object(source: state.SecretEntry, number: int, now: datetime) -> dict[str, Any]:
-    annotations = {revisions.CREATED_ANNOTATION: schedule.format_time(now)}
+def _revision_object(
+    source: state.SecretEntry, number: int, now: datetime, key: bytes
+) -> dict[str, Any]:
+    annotations = {
+        revisions.CREATED_ANNOTATION: schedule.format_time(now),
+        revisions.SIGNATURE_ANNOTATION: revisions.signature(
+            source.namespace, source.name, number, source.data, key
+        ),
+    }
     expire = source.annotations.get(schedule.EXPIRE_ANNOTATION)
     if expire:
         try:
@@ -336,14 +358,16 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
     if source is None or source.kind != revisions.KIND_SOURCE:
         ctx.agenda.drop((namespace, name))
         return None
-    lookup = IndexLookup(ctx.indexes)
+    await _check_unsigned(ctx, source)
+    lookup = IndexLookup(ctx.indexes, ctx.signatures_since)
     entries = lookup.revision_entries(namespace, name)
     latest = entries[-1] if entries else None
     await _report_unseal(ctx, source)
     if lookup.pending(namespace, name):
         number = (latest.revision.number if latest and latest.revision else 0) + 1
         now = ctx.clock.now()
-        created = await ctx.writer.create(_revision_object(source, number, now))
+        revision = _revision_object(source, number, now, ctx.settings.snapshot_key)
+        created = await ctx.writer.create(revision)
         if created:
             await _squat_cleared(ctx, source)
             await ctx.writer.post_event(
@@ -375,16 +399,82 @@ async def reconcile_secret(ctx: Context, namespace: str, name: str) -> float | N
     return None
 
 
-def _is_revision_of(body: Mapping[str, Any], source: state.SecretEntry, number: int) -> bool:
-    """True when `body` is revision `number` of `source`: its labels, and owned by its uid."""
+def _is_revision_of(
+    ctx: Context, body: Mapping[str, Any], source: state.SecretEntry, number: int
+) -> bool:
+    """True when `body` is revision `number` of `source`, made by the operator: its labels and
+    its signature, or (`_older_operators`) an older operator's unsigned one."""
+    if not _labelled_as(body, source, number):
+        return False
+    return _signature(ctx, body) is True or _older_operators(ctx, body, source)
+
+
+def _labelled_as(body: Mapping[str, Any], source: state.SecretEntry, number: int) -> bool:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return bool(labels == {**labels, **revisions.revision_labels(source.name, number)})
+
+
+def _signature(ctx: Context, body: Mapping[str, Any]) -> bool | None:
+    """Whether a Secret labelled as a revision carries its valid signature (None: it carries
+    none at all)."""
     meta = body.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    owners = {o.get("uid") for o in meta.get("ownerReferences") or []}
-    return (
-        labels == {**labels, **revisions.revision_labels(source.name, number)}
-        and bool(source.uid)
-        and source.uid in owners
-    )
+    annotations = meta.get("annotations") or {}
+    if revisions.SIGNATURE_ANNOTATION not in annotations:
+        return None
+    try:
+        data = state.decode_data(body.get("data"))
+    except (ValueError, TypeError):
+        return False
+    namespace, labels = meta.get("namespace", ""), meta.get("labels") or {}
+    return revisions.is_signed(namespace, labels, annotations, data, ctx.settings.snapshot_key)
+
+
+def _older_operators(ctx: Context, body: Mapping[str, Any], source: state.SecretEntry) -> bool:
+    """`state.older_operators` of a Secret as read (not through the index)."""
+    entry = state.secret_entry(body)
+    return state.older_operators(entry, source.uid, ctx.signatures_since)
+
+
+async def _check_unsigned(ctx: Context, source: state.SecretEntry) -> None:
+    """Each Secret labelled as a revision of `source` whose signature does not check out: an
+    older operator's revision (`state.older_operators`, read as a revision meanwhile) is
+    signed, one metadata patch; anything else is left alone, never read nor removed, and a
+    warning names it once per process (names only)."""
+    for entry in _all(ctx.indexes.revisions, source.key):
+        if entry.verified is not False or entry.revision is None:
+            continue
+        number = entry.revision.number
+        if state.older_operators(entry, source.uid, ctx.signatures_since):
+            memory = ("signed", entry.namespace, entry.name)
+            if ctx.wrote_recently(memory, entry.uid):
+                continue  # its watch event is on its way
+            key = ctx.settings.snapshot_key
+            signed = revisions.signature(source.namespace, source.name, number, entry.data, key)
+            await ctx.writer.patch_metadata(
+                "v1",
+                "Secret",
+                entry.namespace,
+                entry.name,
+                {"annotations": {revisions.SIGNATURE_ANNOTATION: signed}},
+            )
+            ctx.remember(memory, entry.uid)
+            logger.info("Secret %s/%s: revision %d signed (made before signatures)",
+                        entry.namespace, entry.name, number)  # fmt: skip
+            continue
+        seen = (entry.namespace, entry.name, entry.uid)
+        if seen in ctx.unsigned_seen:
+            continue
+        ctx.unsigned_seen.add(seen)
+        logger.warning(
+            "Secret %s/%s is labelled as revision %d of Secret %s/%s but was not made by the "
+            "operator (no valid %s annotation): ignored, never read nor removed",
+            entry.namespace,
+            entry.name,
+            number,
+            source.namespace,
+            source.name,
+            revisions.SIGNATURE_ANNOTATION,
+        )
 
 
 async def _revision_name_held(ctx: Context, source: state.SecretEntry, number: int) -> float | None:
@@ -395,7 +485,7 @@ async def _revision_name_held(ctx: Context, source: state.SecretEntry, number: i
     name = revisions.revision_name(source.name, number)
     retry_key = ("revision", source.namespace, source.name)
     body = await ctx.writer.get("v1", "Secret", source.namespace, name)
-    if body is not None and _is_revision_of(body, source, number):
+    if body is not None and _is_revision_of(ctx, body, source, number):
         return None  # ours: its watch event brings the next reconcile
     if body is None:
         return ctx.backoff(retry_key)  # gone meanwhile: try again
@@ -1014,7 +1104,7 @@ async def reconcile_webapp(
         return ctx.backoff(account_key)  # the grant is on an object no watch follows
     ctx.succeeded(account_key)
 
-    lookup = IndexLookup(ctx.indexes)
+    lookup = IndexLookup(ctx.indexes, ctx.signatures_since)
     prior = {s.get("option"): s for s in entry.status.get("secrets") or []}
     token, refresh = _refresh_request(webapp, entry.status.get("refreshed"))
 
@@ -1390,7 +1480,7 @@ def _notice_conditions(
     """SecretRotationDue and SecretExpired, from the sources' schedules (pure reads)."""
     due: list[str] = []
     expired: list[str] = []
-    lookup = IndexLookup(ctx.indexes)
+    lookup = IndexLookup(ctx.indexes, ctx.signatures_since)
     for item in options:
         source: state.SecretEntry | None = _one(ctx.indexes.secrets, (item.namespace, item.name))
         entries = lookup.revision_entries(item.namespace, item.name)

@@ -24,7 +24,7 @@ APPLIED_ANNOTATION = "twelvefactor.dev/applied"
 Unseal = Callable[[str, str, Mapping[str, bytes]], tuple[dict[str, bytes], str | None]]
 
 
-def _created(meta: Mapping[str, Any]) -> datetime:
+def created_at(meta: Mapping[str, Any]) -> datetime:
     stamp = meta.get("creationTimestamp")
     if isinstance(stamp, datetime):
         return stamp.astimezone(UTC)
@@ -49,9 +49,13 @@ class SecretEntry:
     # sealed text is kept to try again when the operator's keys change (controller/sealing.py).
     unseal_error: str | None = None
     sealed: Mapping[str, bytes] = field(repr=False, default_factory=dict)
-    # An environment snapshot: whether the operator made it (`is_own_snapshot`); None when not
-    # known (not a snapshot, or no snapshot key at hand when the index took it).
+    # An environment snapshot or a revision: whether the operator made it (`is_own_snapshot`,
+    # `revisions.is_signed`); None when not known (neither, or no snapshot key at hand when the
+    # index took it). Only a verified revision is ever read (reconcile.IndexLookup).
     verified: bool | None = None
+    # A revision's ownerReferences' uids (empty for other kinds): what tells an older
+    # operator's unsigned revision (`older_operators`).
+    owners: tuple[str, ...] = ()
     # Entries are immutable (a change is a new entry from the watch), so what lookups read of
     # their metadata is parsed once: a revision snapshot's number and times, and an environment
     # snapshot's sources (option -> (namespace, name, revision)).
@@ -174,7 +178,8 @@ def secret_entry(
     body: Mapping[str, Any], unseal: Unseal | None = None, snapshot_key: bytes | None = None
 ) -> SecretEntry:
     """The entry of a Secret; a sealed source is opened with `unseal` (docs/sealing.md); an
-    environment snapshot is checked with `snapshot_key` (its content is not kept)."""
+    environment snapshot (its content is not kept) and a revision are checked with
+    `snapshot_key`."""
     meta = body.get("metadata") or {}
     labels = interned(meta.get("labels"), values=True)
     kind = labels.get(revisions.MANAGED_LABEL, "")
@@ -192,20 +197,43 @@ def secret_entry(
             else ({}, "the operator has no sealing keys loaded")
         )
     verified = None
+    namespace = meta.get("namespace", "")
     if kind == revisions.KIND_ENVIRONMENT and snapshot_key is not None:
         verified = is_own_snapshot(body, snapshot_key)
+    owners: tuple[str, ...] = ()
+    if kind == revisions.KIND_REVISION:
+        refs = meta.get("ownerReferences") or []
+        owners = tuple(str(o.get("uid", "")) for o in refs if isinstance(o, Mapping))
+        if snapshot_key is not None:
+            verified = revisions.is_signed(namespace, labels, annotations, data, snapshot_key)
     return SecretEntry(
-        namespace=meta.get("namespace", ""),
+        namespace=namespace,
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
         kind=kind,
         labels=labels,
         annotations=annotations,
-        created=_created(meta),
+        created=created_at(meta),
         data=data,
         unseal_error=error,
         sealed=sealed if error is not None else {},
         verified=verified,
+        owners=owners,
+    )
+
+
+def older_operators(entry: SecretEntry, source_uid: str, since: datetime | None) -> bool:
+    """True when a revision that carries no signature is one an operator made before revisions
+    were signed: an ownerReference to its source's uid, and created (a time the API server
+    sets) before `since`, the first start of an operator that signed. Anything labelled as a
+    revision since then without a valid signature is someone else's."""
+    return (
+        since is not None
+        and entry.kind == revisions.KIND_REVISION
+        and revisions.SIGNATURE_ANNOTATION not in entry.annotations
+        and bool(source_uid)
+        and source_uid in entry.owners
+        and datetime.fromtimestamp(0, UTC) < entry.created < since
     )
 
 

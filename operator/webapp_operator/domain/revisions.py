@@ -11,6 +11,10 @@ Pure: the caller passes every time and every key.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +33,9 @@ WATCH_SELECTOR: Final = MANAGED_LABEL  # existence: sources, revisions and snaps
 REVISION_OF_LABEL: Final = "twelvefactor.dev/revision-of"
 REVISION_LABEL: Final = "twelvefactor.dev/revision"
 CREATED_ANNOTATION: Final = "twelvefactor.dev/created"
+# A keyed digest of what a revision is (see `signature`): labels and ownerReferences are
+# metadata anyone who may create or patch Secrets can write; only the operator holds the key.
+SIGNATURE_ANNOTATION: Final = "twelvefactor.dev/signature"
 DESCRIPTION_ANNOTATION: Final = "twelvefactor.dev/description"
 REVISION_SEPARATOR: Final = ".rev-"
 MAX_NAME: Final = 253
@@ -46,6 +53,36 @@ def revision_labels(source: str, number: int) -> dict[str, str]:
         REVISION_LABEL: str(number),
         "app.kubernetes.io/managed-by": "webapp-operator",
     }
+
+
+def signature(
+    namespace: str, source: str, number: int, data: Mapping[str, bytes], key: bytes
+) -> str:
+    """The keyed digest of revision `number` of `namespace/source` holding `data`: 128 bits,
+    hex. It binds the content to where it belongs, so a revision moved to another source,
+    renumbered or changed no longer matches, and a Secret the operator did not make cannot
+    be given one without the key (the snapshot key, kept in the operator's namespace)."""
+    content = sorted((k, base64.b64encode(v).decode()) for k, v in data.items())
+    canonical = json.dumps([namespace, source, number, content], separators=(",", ":"))
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def is_signed(
+    namespace: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    data: Mapping[str, bytes],
+    key: bytes,
+) -> bool:
+    """True when a Secret labelled as a revision carries the signature of exactly that
+    revision (its namespace, source, number and content) under `key`."""
+    source = labels.get(REVISION_OF_LABEL)
+    number = labels.get(REVISION_LABEL, "")
+    given = annotations.get(SIGNATURE_ANNOTATION)
+    if not source or not given or not (number.isascii() and number.isdigit()):
+        return False
+    expected = signature(namespace, source, int(number), data, key)
+    return hmac.compare_digest(given, expected)
 
 
 def revision_selector(source: str) -> str:
