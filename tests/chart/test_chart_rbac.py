@@ -63,6 +63,9 @@ IN_RELEASE_NAMESPACE: Final[dict[tuple[str, str, str, str], str]] = {
     # handlers._keys: GET of the snapshot key Secret, created on first start.
     ("", "secrets", "get", chartkit.KEYS_SECRET): "handlers._keys",
     ("", "secrets", "create", ""): "handlers._keys, KeyManager.start (not limitable by name)",
+    # handlers._keys: once, the time of the first start that signs revisions, merge-patched
+    # onto the snapshot key Secret of an older operator.
+    ("", "secrets", "patch", chartkit.KEYS_SECRET): "handlers._keys (first start that signs)",
     # controller/sealing.py KeyManager: the sealing keys Secret is read (start, reload), created
     # once, merge-patched with a new key on each renewal; the cert ConfigMap is read, created
     # once, merge-patched when the newest key changes.

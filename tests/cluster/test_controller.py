@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from lightkube import ApiError, Client
-from lightkube.resources.apps_v1 import ReplicaSet
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
 from tests.cluster import opkit
 from tests.cluster.support import BackgroundProcess, wait_for
 
@@ -362,6 +363,49 @@ def test_restart_with_nothing_changed_writes_nothing(kit: opkit.Kit) -> None:
     assert now == status, f"status before: {status}\nstatus after: {now}"
     assert after == settled
     assert len(kit.events()) == events
+
+
+def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:
+    """Revisions made before revisions were signed (here: signature and record stripped, as an
+    older operator left them) are still read, and signed once by the first start that signs;
+    no app rolls, and the next restart writes nothing."""
+    signature, since = "twelvefactor.dev/signature", "twelvefactor.dev/signatures-since"
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    wait_for(lambda: kit.revisions("credentials") == [1], 30, message="one revision")
+    kit.stop_operator()
+    ns = kit.namespace
+    keys = opkit.as_dict(kit.kube.get(Secret, "webapp-operator-keys", namespace=ns))
+    assert since in keys["metadata"]["annotations"]
+    strip: Any = {"metadata": {"annotations": {since: None}}}
+    kit.kube.patch(Secret, "webapp-operator-keys", strip, namespace=ns, patch_type=PatchType.MERGE)
+    strip = {"metadata": {"annotations": {signature: None}}}
+    kit.kube.patch(Secret, "credentials.rev-1", strip, namespace=ns, patch_type=PatchType.MERGE)
+    status = kit.status("shop")
+    templates = {d["metadata"]["name"]: d["spec"]["template"] for d in kit.objects(Deployment)}
+
+    kit.start_operator()
+
+    def signed() -> bool:
+        rev = opkit.as_dict(kit.kube.get(Secret, "credentials.rev-1", namespace=ns))
+        return signature in (rev["metadata"].get("annotations") or {})
+
+    wait_for(signed, 60, message="revision 1 signed")
+    kit.operator_log_wait_idle()
+    keys = opkit.as_dict(kit.kube.get(Secret, "webapp-operator-keys", namespace=ns))
+    assert since in keys["metadata"]["annotations"]
+    assert kit.status("shop") == status
+    assert {d["metadata"]["name"]: d["spec"]["template"] for d in kit.objects(Deployment)} == (
+        templates
+    )
+    assert kit.revisions("credentials") == [1]
+    settled = _settled(kit)
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert _settled(kit) == settled
 
 
 def _settled(kit: opkit.Kit) -> dict[str, str]:

@@ -40,7 +40,7 @@ import kopf
 from webapp_operator import GROUP, PLURAL, VERSION
 from webapp_operator.controller import kopf_patches, leader, metrics, reconcile, state, workqueue
 from webapp_operator.controller import sealing as sealing_keys
-from webapp_operator.domain import envrules, observe, owned, render, revisions
+from webapp_operator.domain import envrules, observe, owned, render, revisions, schedule
 from webapp_operator.kube import client as kube
 from webapp_operator.kube import informer, transport
 
@@ -51,6 +51,8 @@ kopf_patches.apply()
 
 MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=webapp-operator"
 KEYS_SECRET: Final = "webapp-operator-keys"  # noqa: S105 (a name, not a secret)
+# On KEYS_SECRET: the first start of an operator that signs revisions (reconcile.Context).
+SIGNATURES_SINCE_ANNOTATION: Final = "twelvefactor.dev/signatures-since"
 SNAPSHOT_KEY_FIELD: Final = "snapshot-key"
 WEBAPP_DELAY: Final = 0.05
 SETTLING_SWEEP: Final = 256  # coalescing windows kept before the ended ones are dropped
@@ -479,17 +481,30 @@ async def _ensure_namespace(client: Any, namespace: str) -> None:
             raise kopf.PermanentError(msg) from None
 
 
-async def _keys(client: Any, namespace: str) -> bytes:
-    """The snapshot key: created once in the operator's namespace, then only read."""
+async def _keys(client: Any, namespace: str) -> tuple[bytes, datetime]:
+    """The snapshot key (created once in the operator's namespace, then only read) and since
+    when revisions are signed with it: the first start of an operator that signs, recorded
+    on the same Secret (an older operator's keys get it once)."""
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.core_v1 import Secret
+    from lightkube.types import PatchType
 
+    now = schedule.format_time(datetime.now(UTC))
     try:
         found = await client.get(Secret, KEYS_SECRET, namespace=namespace)
-        return bytes.fromhex(_unb64((found.data or {})[SNAPSHOT_KEY_FIELD]))
     except ApiError as error:
         if not kube.is_not_found(error):
             raise
+    else:
+        key = bytes.fromhex(_unb64((found.data or {})[SNAPSHOT_KEY_FIELD]))
+        since = (found.metadata.annotations or {}).get(SIGNATURES_SINCE_ANNOTATION)
+        if since is None:
+            since = now
+            patch = {"metadata": {"annotations": {SIGNATURES_SINCE_ANNOTATION: since}}}
+            await client.patch(
+                Secret, KEYS_SECRET, patch, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        return key, schedule.parse_time(since)
     key = secrets.token_bytes(32)
     body = {
         "apiVersion": "v1",
@@ -498,6 +513,7 @@ async def _keys(client: Any, namespace: str) -> bytes:
             "name": KEYS_SECRET,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "webapp-operator"},
+            "annotations": {SIGNATURES_SINCE_ANNOTATION: now},
         },
         "type": "Opaque",
         "data": {SNAPSHOT_KEY_FIELD: _b64(key.hex())},
@@ -508,7 +524,7 @@ async def _keys(client: Any, namespace: str) -> bytes:
         if not kube.is_already_exists(error):
             raise
         return await _keys(client, namespace)
-    return key
+    return key, schedule.parse_time(now)
 
 
 def _b64(text: str) -> str:
@@ -542,7 +558,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     runtime.transport = transport.Transport(config, runtime.counter)
     options = runtime.options
     await _ensure_namespace(api, options["operator_namespace"])
-    snapshot_key = await _keys(api, options["operator_namespace"])
+    snapshot_key, signatures_since = await _keys(api, options["operator_namespace"])
     runtime.ctx = reconcile.Context(
         indexes=reconcile.Indexes(
             # Sealed sources that did not open are tried again once the keys change.
@@ -560,6 +576,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
             revision_history_limit=int(options.get("revision_history_limit", 3)),
         ),
         token=secrets.token_urlsafe,
+        signatures_since=signatures_since,
     )
     runtime.ctx.enqueue_webapp = runtime.webapp
     runtime.ctx.urgent_besides = runtime.queue.urgent_besides
