@@ -338,3 +338,37 @@ def test_entry_points_are_installed() -> None:
         [str(bindir / "kubectl-webapp"), "--help"], capture_output=True, text=True, check=False
     )
     assert plugin.stdout.startswith("usage: kubectl webapp")
+
+
+@pytest.mark.parametrize("number", ["²", "١", "0", "-1", "+1", " 1", "1.0", ""])
+def test_a_revision_file_whose_number_is_not_one_is_no_revision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], number: str
+) -> None:
+    """A label `str.isdigit` accepts but `int` refuses (`²`) crashed `render` with a traceback;
+    any number that is not 1, 2, ... makes the file a plain Secret, not a revision."""
+    revision = f"""
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: credentials.rev-1
+          namespace: demo
+          labels:
+            twelvefactor.dev/secret: revision
+            twelvefactor.dev/revision-of: credentials
+            twelvefactor.dev/revision: {json.dumps(number)}
+        stringData: {{password: from-the-revision-file}}
+    """
+    status, out, err = run(
+        capsys,
+        "render",
+        "--reveal",
+        "-f",
+        write(tmp_path, "a.yaml", APP),
+        "-f",
+        write(tmp_path, "s.yaml", SECRET % ("shop", "password")),
+        "-f",
+        write(tmp_path, "r.yaml", revision),
+    )
+    assert status == 0, err
+    env = next(yaml.safe_load_all(out))["stringData"]
+    assert env["DJANGO_CREDENTIALS_PASSWORD"] == "hunter2-canary"

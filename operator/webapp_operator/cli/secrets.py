@@ -40,7 +40,7 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from webapp_operator.cli import apps
-from webapp_operator.domain import grants, observe, owned, revisions, schedule, sealing
+from webapp_operator.domain import grants, numbers, observe, owned, revisions, schedule, sealing
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
 
@@ -1667,7 +1667,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    number = numbers.whole_number(text, least=1)
+    if number is None:
         msg = f"{text!r} is not a revision number (1, 2, ...)"
         raise argparse.ArgumentTypeError(msg)
-    return int(text)
+    return number

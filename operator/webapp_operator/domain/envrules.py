@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, TypeVar
 
+from webapp_operator.domain import numbers
 from webapp_operator.domain.errors import InvalidConfig, InvalidSecretKey, WebAppError
 
 Framework = Literal["flask", "django", "fastapi", "go", "expressjs", "springboot", "generic"]
@@ -771,10 +772,11 @@ def _pick(data: Mapping[str, str], *keys: str) -> str | None:
 
 
 def _valid_port(integration: str, key: str, value: str) -> str:
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 65535:
+    port = numbers.whole_number(value, least=1, most=65535)
+    if port is None:
         msg = f"integration {integration}: key {key} must be a port number from 1 to 65535"
         raise InvalidConfig(msg)
-    return str(int(value))
+    return str(port)
 
 
 def _netloc_host(host: str) -> str:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
+from webapp_operator.domain import numbers
 from webapp_operator.domain.errors import InvalidConfig
 
 OWNED_BY_LABEL: Final = "twelvefactor.dev/owned-by"
@@ -41,18 +42,14 @@ def parse_generate(value: str) -> dict[str, int]:
     result: dict[str, int] = {}
     for item in value.split(","):
         key, sep, length = item.strip().partition("=")
-        if (
-            not sep
-            or not _KEY.match(key)
-            or not (length.isascii() and length.isdigit())
-            or not 8 <= int(length) <= 512
-        ):
+        size = numbers.whole_number(length, least=8, most=512)
+        if not sep or not _KEY.match(key) or size is None:
             msg = (
                 f"{GENERATE_ANNOTATION}: {item.strip()!r} must be KEY=BYTES with BYTES from "
                 "8 to 512"
             )
             raise InvalidConfig(msg)
-        result[key] = int(length)
+        result[key] = size
     if not result:
         msg = f"{GENERATE_ANNOTATION}: names no key"
         raise InvalidConfig(msg)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from webapp_operator.domain import grants, revisions, schedule
+from webapp_operator.domain import grants, numbers, revisions, schedule
 from webapp_operator.domain.errors import (
     InvalidConfig,
     InvalidSecretKey,
@@ -58,8 +58,7 @@ class SecretObject:
     @property
     def revision(self) -> int | None:
         """The revision number of a revision snapshot, None for a source Secret."""
-        value = self.labels.get(REVISION_LABEL)
-        return int(value) if value and value.isdigit() else None
+        return numbers.whole_number(self.labels.get(REVISION_LABEL), least=1)
 
     @classmethod
     def from_manifest(cls, body: Mapping[str, Any], default_namespace: str) -> SecretObject:

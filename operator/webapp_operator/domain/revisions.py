@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from webapp_operator.domain import schedule
+from webapp_operator.domain import numbers, schedule
 from webapp_operator.domain.errors import InvalidConfig
 
 # The one label key of every Secret the operator cares about, and its values.
@@ -77,11 +77,11 @@ def is_signed(
     """True when a Secret labelled as a revision carries the signature of exactly that
     revision (its namespace, source, number and content) under `key`."""
     source = labels.get(REVISION_OF_LABEL)
-    number = labels.get(REVISION_LABEL, "")
     given = annotations.get(SIGNATURE_ANNOTATION)
-    if not source or not given or not (number.isascii() and number.isdigit()):
+    number = numbers.whole_number(labels.get(REVISION_LABEL), least=1)
+    if not source or not given or number is None:
         return False
-    expected = signature(namespace, source, int(number), data, key)
+    expected = signature(namespace, source, number, data, key)
     return hmac.compare_digest(given, expected)
 
 
@@ -107,15 +107,15 @@ def parse_revision(
     if labels.get(MANAGED_LABEL) != KIND_REVISION:
         return None
     source = labels.get(REVISION_OF_LABEL)
-    number = labels.get(REVISION_LABEL, "")
-    if not source or not number.isdigit() or int(number) < 1:
+    number = numbers.whole_number(labels.get(REVISION_LABEL), least=1)
+    if not source or number is None:
         return None
     # The operator's own bookkeeping, but metadata anyone who may edit the Secret can change:
     # a malformed time is read as absent (the creation time of the object, no expiry) rather
     # than failing every reconcile of the source and of each app that uses it.
     created_at = _time(annotations.get(CREATED_ANNOTATION)) or created
     expires = _time(annotations.get(schedule.REVISION_EXPIRES_ANNOTATION))
-    return Revision(source=source, number=int(number), created=created_at, expires=expires)
+    return Revision(source=source, number=number, created=created_at, expires=expires)
 
 
 def _time(text: str | None) -> datetime | None:
@@ -160,6 +160,5 @@ def parse_sources(annotation: str | None) -> dict[str, tuple[str, str, int | Non
         namespace, slash, name = path.partition("/")
         if not slash or not namespace or not name:
             continue
-        digits = number.isascii() and number.isdigit()  # not `²`, which isdigit() accepts
-        result[option] = (namespace, name, int(number) if digits else None)
+        result[option] = (namespace, name, numbers.whole_number(number))
     return result

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, Generic, TypeVar
 
+from webapp_operator.domain import numbers
 from webapp_operator.domain.errors import InvalidConfig
 
 # Owner-side annotations on a source Secret (fixed names, product.md).
@@ -581,10 +582,11 @@ def _read_revision(annotations: Mapping[str, str], key: str) -> int | None:
     value = annotations.get(key)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+    number = numbers.whole_number(value, least=1)
+    if number is None:
         msg = f"{key}: {value!r} is not a revision number"
         raise InvalidConfig(msg)
-    return int(value)
+    return number
 
 
 def rotation_from_annotations(annotations: Mapping[str, str]) -> RotationState | None:
