@@ -340,7 +340,7 @@ def test_entry_points_are_installed() -> None:
     assert plugin.stdout.startswith("usage: kubectl webapp")
 
 
-@pytest.mark.parametrize("number", ["²", "١", "0", "-1", "+1", " 1", "1.0", ""])
+@pytest.mark.parametrize("number", ["²", "\u0661", "0", "-1", "+1", " 1", "1.0", ""])
 def test_a_revision_file_whose_number_is_not_one_is_no_revision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], number: str
 ) -> None:
