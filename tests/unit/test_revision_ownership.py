@@ -315,3 +315,28 @@ def test_the_first_start_that_signs_records_it_once(exists: bool) -> None:
     client.writes.clear()
     assert asyncio.run(handlers._keys(client, "op")) == (key, since)
     assert client.writes == []
+
+
+def test_an_older_revision_of_another_secret_relabelled_is_not_read() -> None:
+    """Someone who may patch, not read, an older revision of `payroll` strips its signature and
+    labels it as revision 2 of `credentials`, owned by its uid: created before signatures, but
+    its name (which nobody can change) is `payroll.rev-1`, so it is not an older operator's
+    revision of `credentials`."""
+    cluster = started()
+    payroll = credentials(CANARY)
+    payroll["metadata"]["name"] = "payroll"
+    payroll["metadata"]["annotations"]["twelvefactor.dev/grant"] = "nobody"
+    cluster.put(payroll)
+    assert asyncio.run(run(cluster, NOW))
+    body = cluster.objects[("Secret", NS, "payroll.rev-1")]
+    body["metadata"]["annotations"].pop(revisions.SIGNATURE_ANNOTATION)
+    body["metadata"]["labels"].update(revisions.revision_labels("credentials", 2))
+    body["metadata"]["ownerReferences"][0]["uid"] = source_uid(cluster)
+    cluster.put(pinned("audit", 2))
+    # (payroll itself now lacks its revision 1, whose name the relabelled Secret holds: its
+    # creates are refused and retried, so the rounds never go quiet.)
+    asyncio.run(run(cluster, NOW, rounds=4))
+    assert ready(cluster, "audit")[:2] == ("False", "RevisionNotFound")
+    assert password(cluster, "shop") == "one"
+    no_canary_anywhere(cluster)
+    assert revisions.SIGNATURE_ANNOTATION not in body["metadata"]["annotations"]
