@@ -36,6 +36,7 @@ from lightkube.resources.core_v1 import (
     ServiceAccount,
 )
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBinding
+from lightkube.types import PatchType
 from tests.chart import chartkit
 from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, wait_for
@@ -57,6 +58,7 @@ SEED: dict[str, Any] = {
     "secrets": {"credentials": {"secretName": "credentials"}},
 }
 SCENARIOS = ("walk", "grant", "manual", "restart")
+SIGNATURE = "twelvefactor.dev/signature"
 TEST_LABEL = "twelvefactor.dev/test"
 IMAGE = "localhost:32000/webapp-operator"
 SEALING_CERT = "webapp-operator-sealing-cert"
@@ -461,11 +463,38 @@ def _rollout_report(kit: opkit.Kit, app: str) -> str:
     return "\n".join(lines)
 
 
+def _as_before_signatures(kit: opkit.Kit, release: Release) -> None:
+    """What an operator that did not sign revisions left: no record on its keys Secret, and
+    revision 1 of `credentials` unsigned (as admin)."""
+    strip: Any = {"metadata": {"annotations": {"twelvefactor.dev/signatures-since": None}}}
+    kit.kube.patch(
+        Secret, "webapp-operator-keys", strip, namespace=release.namespace,
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    strip = {"metadata": {"annotations": {SIGNATURE: None}}}
+    kit.kube.patch(
+        Secret, "credentials.rev-1", strip, namespace=kit.namespace, patch_type=PatchType.MERGE
+    )
+
+
 def test_restart_writes_nothing_as_the_chart(restart: opkit.Kit, namespaced: Release) -> None:
     kit = restart
     kit.start_operator()
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
     kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    # First, the first start after an upgrade from an operator that did not sign revisions:
+    # as the chart's ServiceAccount, it records the time on its keys and signs revision 1.
+    kit.stop_operator()
+    _check_requests(namespaced, kit.operator_log())
+    _as_before_signatures(kit, namespaced)
+    kit.start_operator()
+    wait_for(
+        lambda: SIGNATURE in _secret_annotations(kit, "credentials.rev-1"),
+        60,
+        message="revision 1 signed by the upgraded operator",
+    )
+    kit.operator_log_wait_idle()
     kit.wait_ready("shop")
     settled = _settled(kit)
     status = kit.status("shop")
