@@ -20,6 +20,7 @@ import pytest
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import Status
 from lightkube.resources.core_v1 import Secret
+from tests.unit import test_reconcile_crash as crash
 from tests.unit.test_reconcile_crash import (
     NOW,
     NS,
@@ -340,3 +341,20 @@ def test_an_older_revision_of_another_secret_relabelled_is_not_read() -> None:
     assert password(cluster, "shop") == "one"
     no_canary_anywhere(cluster)
     assert revisions.SIGNATURE_ANNOTATION not in body["metadata"]["annotations"]
+
+
+def test_a_new_key_signs_the_revisions_made_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys Secret was lost and made anew: a new key, and its time. Revisions signed with
+    the old key are read and signed again; nothing stalls (the environment snapshots are
+    renamed, so each app rolls once, as docs/install.md says)."""
+    cluster = started()
+    new_key = b"n" * 32
+    monkeypatch.setattr(crash, "SNAPSHOT_KEY", new_key)
+    cluster.writes.clear()
+    assert asyncio.run(run(cluster, NOW))  # every object here was created before NOW
+    for name in ("credentials.rev-1", "shop.secret-key.rev-1"):
+        body = copy.deepcopy(cluster.objects[("Secret", NS, name)])
+        assert state.secret_entry(body, snapshot_key=new_key).verified is True, name
+    assert not any(w.startswith("create Secret/credentials.rev") for w in cluster.writes)
+    assert ready(cluster, "shop")[:2] == ("True", "Available")
+    assert (tracked(cluster), password(cluster, "shop")) == (1, "one")

@@ -484,7 +484,8 @@ async def _ensure_namespace(client: Any, namespace: str) -> None:
 async def _keys(client: Any, namespace: str) -> tuple[bytes, datetime]:
     """The snapshot key (created once in the operator's namespace, then only read) and since
     when revisions are signed with it: the first start of an operator that signs, recorded
-    on the same Secret (an older operator's keys get it once)."""
+    on the same Secret (an older operator's keys get it once; a keys Secret made anew, a new
+    key, gets the time it was made: revisions signed with the lost key are signed again)."""
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.core_v1 import Secret
     from lightkube.types import PatchType

@@ -151,9 +151,10 @@ class Context:
     squatted: dict[tuple[str, str], str] = field(default_factory=dict)
     # The next retry delay of things no watch event announces (see RETRY_FIRST), by key.
     retries: dict[tuple[str, ...], float] = field(default_factory=dict)
-    # Since when revisions are signed (the operator's keys Secret records the first start that
-    # signed them): an unsigned revision created before is an older operator's and is signed
-    # once; one created since is someone else's. None: no revision is taken without a signature.
+    # Since when revisions are signed with the current key (the operator's keys Secret records
+    # the first start that signed with it): a revision without a valid signature created
+    # before is an older operator's (or one signed with a lost key) and is signed once; one
+    # created since is someone else's. None: no revision is taken without a valid signature.
     signatures_since: datetime | None = None
     # Secrets labelled as revisions that failed the check, told once: (ns, name, uid).
     unsigned_seen: set[tuple[str, str, str]] = field(default_factory=set)
@@ -220,9 +221,10 @@ class IndexLookup:
         )
 
     def revision_entries(self, namespace: str, name: str) -> list[state.SecretEntry]:
-        """The source's revisions, oldest first: only those whose signature checks out, or an
-        older operator's unsigned ones (signed by the source's next reconcile): a Secret
-        anyone labels as a revision is never read, counted or removed."""
+        """The source's revisions, oldest first: only those whose signature checks out, or
+        those made before the current key signed (`state.older_operators`; signed by the
+        source's next reconcile): a Secret anyone labels as a revision is never read, counted
+        or removed."""
         entries = [e for e in _all(self.indexes.revisions, (namespace, name)) if e.revision]
         if any(not e.verified for e in entries):
             source: state.SecretEntry | None = _one(self.indexes.secrets, (namespace, name))
@@ -403,7 +405,7 @@ def _is_revision_of(
     ctx: Context, body: Mapping[str, Any], source: state.SecretEntry, number: int
 ) -> bool:
     """True when `body` is revision `number` of `source`, made by the operator: its labels and
-    its signature, or (`_older_operators`) an older operator's unsigned one."""
+    its signature, or (`_older_operators`) made before the current key signed."""
     if not _labelled_as(body, source, number):
         return False
     return _signature(ctx, body) is True or _older_operators(ctx, body, source)
@@ -430,16 +432,19 @@ def _signature(ctx: Context, body: Mapping[str, Any]) -> bool | None:
 
 
 def _older_operators(ctx: Context, body: Mapping[str, Any], source: state.SecretEntry) -> bool:
-    """`state.older_operators` of a Secret as read (not through the index)."""
+    """`state.older_operators` of a Secret as read (not through the index), without a valid
+    signature."""
+    if _signature(ctx, body) is True:
+        return False
     entry = state.secret_entry(body)
     return state.older_operators(entry, source.uid, ctx.signatures_since)
 
 
 async def _check_unsigned(ctx: Context, source: state.SecretEntry) -> None:
-    """Each Secret labelled as a revision of `source` whose signature does not check out: an
-    older operator's revision (`state.older_operators`, read as a revision meanwhile) is
-    signed, one metadata patch; anything else is left alone, never read nor removed, and a
-    warning names it once per process (names only)."""
+    """Each Secret labelled as a revision of `source` whose signature does not check out: one
+    made before the current key signed (`state.older_operators`, read as a revision
+    meanwhile) is signed, one metadata patch; anything else is left alone, never read nor
+    removed, and a warning names it once per process (names only)."""
     for entry in _all(ctx.indexes.revisions, source.key):
         if entry.verified is not False or entry.revision is None:
             continue
@@ -458,7 +463,7 @@ async def _check_unsigned(ctx: Context, source: state.SecretEntry) -> None:
                 {"annotations": {revisions.SIGNATURE_ANNOTATION: signed}},
             )
             ctx.remember(memory, entry.uid)
-            logger.info("Secret %s/%s: revision %d signed (made before signatures)",
+            logger.info("Secret %s/%s: revision %d signed (made before this key signed)",
                         entry.namespace, entry.name, number)  # fmt: skip
             continue
         seen = (entry.namespace, entry.name, entry.uid)

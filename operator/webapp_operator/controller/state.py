@@ -223,18 +223,18 @@ def secret_entry(
 
 
 def older_operators(entry: SecretEntry, source_uid: str, since: datetime | None) -> bool:
-    """True when a revision that carries no signature is one an operator made before revisions
-    were signed: named as the operator names it (a name cannot be changed, so an older
+    """True when a revision without a valid signature is one an operator made before the
+    current key signed: named as the operator names it (a name cannot be changed, so an older
     revision of another Secret relabelled does not pass), an ownerReference to its source's
-    uid, and created (a time the API server sets) before `since`, the first start of an
-    operator that signed. Anything labelled as a revision since then without a valid
-    signature is someone else's."""
+    uid, and created (a time the API server sets) before `since`, the first start that signed
+    with this key (an upgrade from an operator that did not sign, or a lost keys Secret made
+    anew). Anything labelled as a revision since then without a valid signature is someone
+    else's."""
     return (
         since is not None
         and entry.kind == revisions.KIND_REVISION
         and entry.revision is not None
         and entry.name == revisions.revision_name(entry.revision.source, entry.revision.number)
-        and revisions.SIGNATURE_ANNOTATION not in entry.annotations
         and bool(source_uid)
         and source_uid in entry.owners
         and datetime.fromtimestamp(0, UTC) < entry.created < since
