@@ -959,3 +959,11 @@ def test_update_wait_without_followers_says_so(capsys: pytest.CaptureFixture[str
 
     assert cli.wait_for_followers(unread, [], "demo/creds", 3, 60) == 0
     assert "no WebApp follows demo/creds automatically" in capsys.readouterr().err
+
+
+def test_a_secret_merely_labelled_as_a_revision_is_not_listed_as_one() -> None:
+    """`secrets` and `show-secret --revisions` count only Secrets named `<source>.rev-<n>`."""
+    loot = snapshot("creds", 9, "2030-01-15T12:00:00Z")
+    loot["metadata"]["name"] = "loot"
+    found = cli.revisions_by_source([snapshot("creds", 1, "2030-01-10T12:00:00Z"), loot])
+    assert [r.number for r in found["demo", "creds"]] == [1]

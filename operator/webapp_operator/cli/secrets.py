@@ -421,7 +421,12 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def revisions_by_source(
     items: Iterable[Mapping[str, Any]],
 ) -> dict[tuple[str, str], list[Revision]]:
-    """Revision snapshots (metadata only) by (namespace, source), ascending by number."""
+    """Revision snapshots (metadata only) by (namespace, source), ascending by number.
+
+    Only Secrets named as the operator names revisions (`<source>.rev-<n>`, as their labels
+    say): anyone who may label a Secret could make any other look like one. The CLI holds no
+    key to check a revision's signature (the operator does; docs/reliability.md, "Forged
+    revisions")."""
     found: dict[tuple[str, str], list[Revision]] = {}
     for item in items:
         meta = _meta(item)
@@ -432,7 +437,10 @@ def revisions_by_source(
             revision = revisions.parse_revision(labels, annotations, created)
         except InvalidConfig:  # a malformed time annotation: keep the revision, not the time
             revision = revisions.parse_revision(labels, {}, created)
-        if revision is not None:
+        named = revision is not None and meta.get("name") == revisions.revision_name(
+            revision.source, revision.number
+        )
+        if revision is not None and named:
             found.setdefault((meta.get("namespace", ""), revision.source), []).append(revision)
     for listed in found.values():
         listed.sort(key=lambda r: r.number)
