@@ -286,6 +286,7 @@ class KeysClient:
             if annotations is not None:
                 self.body["metadata"]["annotations"] = dict(annotations)
         self.writes: list[str] = []
+        self.forbid_patch = False
 
     async def get(self, res: Any, name: str, namespace: str) -> Any:
         if self.body is None:
@@ -294,6 +295,8 @@ class KeysClient:
 
     async def patch(self, res: Any, name: str, obj: Any, namespace: str, patch_type: Any) -> None:
         assert self.body is not None
+        if self.forbid_patch:
+            raise ApiError(status=Status(code=403, reason="Forbidden"))
         self.writes.append(f"patch {patch_type.name}")
         self.body["metadata"].setdefault("annotations", {}).update(obj["metadata"]["annotations"])
 
@@ -358,3 +361,16 @@ def test_a_new_key_signs_the_revisions_made_before_it(monkeypatch: pytest.Monkey
     assert not any(w.startswith("create Secret/credentials.rev") for w in cluster.writes)
     assert ready(cluster, "shop")[:2] == ("True", "Available")
     assert (tracked(cluster), password(cluster, "shop")) == (1, "one")
+
+
+def test_rbac_without_the_patch_is_told_and_the_operator_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An upgrade that kept an older Role (no patch on the keys Secret): the start goes on,
+    taking this start's time, and a warning says what to grant."""
+    client = KeysClient(None)
+    client.forbid_patch = True
+    before = datetime.now(UTC).replace(microsecond=0)
+    _, since = asyncio.run(handlers._keys(client, "op"))
+    assert before <= since <= datetime.now(UTC)
+    assert "grant patch on it" in caplog.text

@@ -502,9 +502,22 @@ async def _keys(client: Any, namespace: str) -> tuple[bytes, datetime]:
         if since is None:
             since = now
             patch = {"metadata": {"annotations": {SIGNATURES_SINCE_ANNOTATION: since}}}
-            await client.patch(
-                Secret, KEYS_SECRET, patch, namespace=namespace, patch_type=PatchType.MERGE
-            )
+            try:
+                await client.patch(
+                    Secret, KEYS_SECRET, patch, namespace=namespace, patch_type=PatchType.MERGE
+                )
+            except ApiError as error:
+                if not kube.is_forbidden(error):
+                    raise
+                # RBAC older than this operator: run, but say what it costs.
+                logger.warning(
+                    "cannot record %s on Secret %s/%s (403: grant patch on it, as the chart "
+                    "does); until it is recorded, each start takes unsigned revisions created "
+                    "before it for an older operator's",
+                    SIGNATURES_SINCE_ANNOTATION,
+                    namespace,
+                    KEYS_SECRET,
+                )
         return key, schedule.parse_time(since)
     key = secrets.token_bytes(32)
     body = {

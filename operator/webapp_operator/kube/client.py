@@ -124,6 +124,10 @@ def is_conflict(error: ApiError) -> bool:
     return error.status.code == 409
 
 
+def is_forbidden(error: ApiError) -> bool:
+    return error.status.code == 403
+
+
 def is_not_found(error: ApiError) -> bool:
     return error.status.code == 404
 
