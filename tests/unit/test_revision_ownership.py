@@ -151,7 +151,9 @@ def test_a_signature_holds_for_its_own_revision_only(change: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["loot", "credentials.rev-2"], ids=["any-name", "next-name"])
-@pytest.mark.parametrize("signature", [None, "0" * 32], ids=["unsigned", "bad-signature"])
+@pytest.mark.parametrize(
+    "signature", [None, "0" * 32, "é" * 32], ids=["unsigned", "bad-signature", "not-ascii"]
+)
 def test_a_secret_labelled_as_a_revision_is_never_taken_for_one(
     name: str, signature: str | None
 ) -> None:

@@ -53,8 +53,8 @@ class SecretEntry:
     # `revisions.is_signed`); None when not known (neither, or no snapshot key at hand when the
     # index took it). Only a verified revision is ever read (reconcile.IndexLookup).
     verified: bool | None = None
-    # A revision's ownerReferences' uids (empty for other kinds): what tells an older
-    # operator's unsigned revision (`older_operators`).
+    # A revision's ownerReferences' uids (empty for other kinds): one of the marks of a
+    # revision made before the current key signed (`older_operators`).
     owners: tuple[str, ...] = ()
     # Entries are immutable (a change is a new entry from the watch), so what lookups read of
     # their metadata is parsed once: a revision snapshot's number and times, and an environment

@@ -82,7 +82,9 @@ def is_signed(
     if not source or not given or number is None:
         return False
     expected = signature(namespace, source, number, data, key)
-    return hmac.compare_digest(given, expected)
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), and the
+    # annotation is anyone's to write.
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def revision_selector(source: str) -> str:
