@@ -503,7 +503,10 @@ def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
     revision 2 of a Secret granted to her app, with an ownerReference to its uid, and pins
     her app to revision 2: before revisions were signed, its content became her app's
     environment. Now her app waits for the real revision 2, the Secret is neither read nor
-    removed, and the real revision 2 reaches her app once its source changes."""
+    removed, and the real revision 2 reaches her app once its source changes. (Patching the
+    Secret's own grant would give her the same read: who may write a Secret owns it, the
+    trust model of docs/operator.md. What this proves is that a revision is only ever the
+    operator's; the unit tier has the `create`-only injection into other apps.)"""
     ns = scene.ns
     scene.secret("handout", {"motd": "hello"}, grant="t-pinned", opted_in=True)
     scene.secret("vault", {"password": LEAK_CANARY})
