@@ -574,6 +574,80 @@ def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
         trudy.client.close()
 
 
+def test_a_secret_of_hers_labelled_as_a_revision_reaches_no_app(scene: Scene) -> None:
+    """Carol may create Secrets, not update them, and list Events. The admin's app `ledger`
+    pins revision 2 of `ledger-db`, which the owner has not made yet. Carol creates her own
+    Secret labelled as that revision (values of her choosing, an ownerReference to the
+    source's uid): without the operator she could not change what `ledger` reads. It must
+    wait for the owner's revision 2 and then run it, her Secret left as it is."""
+    ns = scene.ns
+    injected = "carol-injected-9b27"
+    scene.secret("ledger-db", {"url": "postgres://ledger-1"}, grant="ledger", opted_in=True)
+    pinned = secret_ref("ledger-db", revision=2, refresh="manual")
+    scene.webapp(scene.admin, "ledger", app_spec(image="ledger:1", **pinned))
+    rules = [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]},
+    ]
+    opkit.apply(scene.admin, Role, opkit.role(ns, "carol", rules))
+    opkit.apply(scene.admin, RoleBinding, opkit.role_binding(ns, "carol", "carol"))
+    carol = support.service_account_identity(
+        scene.admin, scene.kubeconfig, ns, "carol", scene.workdir
+    )
+    try:
+
+        def source_uid() -> str | None:
+            for event in carol.client.list(Event, namespace=ns):
+                involved = opkit.as_dict(event)["involvedObject"]
+                if involved.get("kind") == "Secret" and involved.get("name") == "ledger-db":
+                    return str(involved["uid"])
+            return None
+
+        uid = wait_for(source_uid, 60, message="the RevisionCreated Event of ledger-db")
+        forged: Any = Secret.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "carols-revision",
+                    "namespace": ns,
+                    "labels": {
+                        "twelvefactor.dev/secret": "revision",
+                        "twelvefactor.dev/revision-of": "ledger-db",
+                        "twelvefactor.dev/revision": "2",
+                    },
+                    "ownerReferences": [
+                        {"apiVersion": "v1", "kind": "Secret", "name": "ledger-db", "uid": uid}
+                    ],
+                },
+                "stringData": {"url": f"postgres://{injected}"},
+            }
+        )
+        carol.client.create(forged)
+    finally:
+        carol.client.close()
+    cond = wait_for(
+        lambda: (c := scene.condition("ledger")).get("reason") == "RevisionNotFound" and c,
+        60,
+        message=f"ledger: Ready=False RevisionNotFound; now {scene.condition('ledger')}",
+        ignore=(ApiError,),
+    )
+    assert cond["status"] == "False"
+
+    def holds(value: str) -> bool:
+        return any(
+            value in json.dumps(scene.env_of(n)) for n in scene.referenced_snapshots("ledger")
+        )
+
+    assert not holds(injected)
+    scene.secret("ledger-db", {"url": "postgres://ledger-2"}, grant="ledger", opted_in=True)
+    scene.wait_ready("ledger")
+    assert holds("postgres://ledger-2")
+    assert not holds(injected)
+    kept = opkit.as_dict(scene.admin.get(Secret, "carols-revision", namespace=ns))
+    assert base64.b64decode(kept["data"]["url"]).decode() == f"postgres://{injected}"
+
+
 # --------------------------------------------------------------------------------------------
 # Everything she can read, read as her
 
