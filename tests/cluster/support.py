@@ -40,13 +40,14 @@ def wait_for(
     predicate: Callable[[], T | None],
     timeout: float = 60.0,
     interval: float = 0.25,
-    message: str = "condition",
+    message: str | Callable[[], str] = "condition",
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call predicate() until it returns something truthy, and return that.
 
     Exceptions of the types in `ignore` count as "not yet" (e.g. `ApiError` while an object is
-    still being created). At the deadline, fail with `message`, the last value and last error.
+    still being created). At the deadline, fail with `message` (a callable is called then, so
+    it can tell the state at the deadline, not at the start), the last value and last error.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -64,7 +65,8 @@ def wait_for(
             detail = f"; last value {last!r}"
             if last_error is not None:
                 detail += f"; last error {last_error!r}"
-            raise WaitTimeoutError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
+            what = message() if callable(message) else message
+            raise WaitTimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
 
 

@@ -324,8 +324,10 @@ def test_attempt_ends_in_a_clear_condition(scene: Scene, attempt_id: str) -> Non
         cond = wait_for(
             lambda: (c := scene.condition(attempt.app)).get("reason") == attempt.reason and c,
             30,
-            message=f"{attempt.app}: Ready=False {attempt.reason} ({attempt.what}); now "
-            f"{scene.condition(attempt.app)}",
+            message=lambda: (
+                f"{attempt.app}: Ready=False {attempt.reason} ({attempt.what}); "
+                f"now {scene.condition(attempt.app)}"
+            ),
             ignore=(ApiError,),
         )
     finally:
@@ -383,7 +385,7 @@ def test_pods_as_another_service_account(scene: Scene) -> None:
             and c
         ),
         60,
-        message=f"ServiceAccountNotGranted; now {scene.condition('m-service-account')}",
+        message=lambda: f"ServiceAccountNotGranted; now {scene.condition('m-service-account')}",
         ignore=(ApiError,),
     )
     assert cond["status"] == "False"
@@ -396,7 +398,7 @@ def test_pods_as_another_service_account(scene: Scene) -> None:
             (c := scene.condition("m-no-account")).get("reason") == "ServiceAccountNotFound" and c
         ),
         60,
-        message=f"ServiceAccountNotFound; now {scene.condition('m-no-account')}",
+        message=lambda: f"ServiceAccountNotFound; now {scene.condition('m-no-account')}",
         ignore=(ApiError,),
     )
     assert "nobody" in missing["message"]
@@ -553,7 +555,9 @@ def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
         cond = wait_for(
             lambda: (c := scene.condition("t-pinned")).get("reason") == "RevisionNotFound" and c,
             60,
-            message=f"t-pinned: Ready=False RevisionNotFound; now {scene.condition('t-pinned')}",
+            message=lambda: (
+                f"t-pinned: Ready=False RevisionNotFound; now {scene.condition('t-pinned')}"
+            ),
             ignore=(ApiError,),
         )
         assert cond["status"] == "False"
@@ -629,7 +633,7 @@ def test_a_secret_of_hers_labelled_as_a_revision_reaches_no_app(scene: Scene) ->
     cond = wait_for(
         lambda: (c := scene.condition("ledger")).get("reason") == "RevisionNotFound" and c,
         60,
-        message=f"ledger: Ready=False RevisionNotFound; now {scene.condition('ledger')}",
+        message=lambda: f"ledger: Ready=False RevisionNotFound; now {scene.condition('ledger')}",
         ignore=(ApiError,),
     )
     assert cond["status"] == "False"

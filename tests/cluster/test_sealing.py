@@ -216,7 +216,7 @@ def test_sealed_value_reaches_the_app_and_opens_nowhere_else(
     wait_for(
         lambda: kit.condition("thief").get("reason") == "InvalidSecretKey",
         60,
-        message=f"thief told its Secret does not open (now {kit.condition('thief')})",
+        message=lambda: f"thief told its Secret does not open (now {kit.condition('thief')})",
     )
     message = kit.condition("thief")["message"]
     assert "sealed Secret" in message
