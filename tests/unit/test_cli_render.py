@@ -372,3 +372,57 @@ def test_a_revision_file_whose_number_is_not_one_is_no_revision(
     assert status == 0, err
     env = next(yaml.safe_load_all(out))["stringData"]
     assert env["DJANGO_CREDENTIALS_PASSWORD"] == "hunter2-canary"
+
+
+SEALED_SECRET = """
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: credentials
+      namespace: demo
+      labels: {twelvefactor.dev/secret: "true"}
+      annotations: {twelvefactor.dev/grant: shop, twelvefactor.dev/sealed: "true"}
+    stringData: {username: "tfs1:k1:c2VhbGVk", password: %s}
+"""
+
+
+@pytest.mark.parametrize("reveal", [True, False], ids=["reveal", "redacted"])
+def test_a_sealed_secret_renders_with_placeholders_never_its_sealed_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], reveal: bool
+) -> None:
+    """Offline there is no private key: the variables are named as in the cluster, and their
+    values say where they open, instead of the sealed text no app would ever see."""
+    files = ["-f", write(tmp_path, "a.yaml", APP)]
+    files += ["-f", write(tmp_path, "s.yaml", SEALED_SECRET % '"tfs1:k1:aHVudGVyMg=="')]
+    status, out, err = run(capsys, "render", *files, *(["--reveal"] if reveal else []))
+    assert status == 0, err
+    env = next(yaml.safe_load_all(out))["stringData"]
+    shown = "<sealed: opened by the operator in the cluster>" if reveal else "<redacted>"
+    assert env["DJANGO_CREDENTIALS_USERNAME"] == shown
+    assert env["DJANGO_CREDENTIALS_PASSWORD"] == shown
+    assert "tfs1:" not in out
+
+
+def test_a_plain_value_in_a_sealed_secret_is_refused_offline_as_in_the_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = ["-f", write(tmp_path, "a.yaml", APP)]
+    files += ["-f", write(tmp_path, "s.yaml", SEALED_SECRET % "hunter2-canary")]
+    status, out, err = run(capsys, "render", *files)
+    assert status == 1
+    assert out == ""
+    assert "Secret demo/credentials is sealed, but 'password' is not sealed" in err
+    assert "hunter2-canary" not in err
+
+
+def test_an_integration_reading_a_sealed_secret_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = APP.replace("secrets:\n        credentials:", "integrations:\n        postgresql:")
+    assert "postgresql" in app
+    sealed = SEALED_SECRET.replace("password: %s", 'uri: "tfs1:k1:dXJp"')
+    files = ["-f", write(tmp_path, "a.yaml", app), "-f", write(tmp_path, "s.yaml", sealed)]
+    status, out, err = run(capsys, "render", *files)
+    assert status == 0, err
+    assert "integration postgresql reads the sealed Secret demo/credentials" in err
+    assert "tfs1:" not in out
