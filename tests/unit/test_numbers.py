@@ -25,6 +25,9 @@ from webapp_operator.domain.numbers import whole_number
         (" 1", 0, None, None),
         ("1_000", 0, None, None),
         ("", 0, None, None),
+        ("9" * 18, 0, None, 10**18 - 1),
+        ("1" * 19, 0, None, None),  # more digits than any number read here
+        ("1" * 5000, 0, None, None),  # int() itself refuses over 4,300 digits: no ValueError
         (None, 0, None, None),
     ],
 )
