@@ -426,3 +426,18 @@ def test_an_integration_reading_a_sealed_secret_is_noted(
     assert status == 0, err
     assert "integration postgresql reads the sealed Secret demo/credentials" in err
     assert "tfs1:" not in out
+
+
+def test_a_framework_option_of_thousands_of_digits_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """int() refuses over 4,300 digits with a ValueError: it was a traceback, not an answer."""
+    digits = "1" * 5000
+    app = APP.replace("secrets:\n", f'config: {{webserver-timeout: "{digits}"}}\n      secrets:\n')
+    assert "webserver-timeout" in app
+    files = ["-f", write(tmp_path, "a.yaml", app)]
+    files += ["-f", write(tmp_path, "s.yaml", SECRET % ("shop", "password"))]
+    status, out, err = run(capsys, "render", *files)
+    assert (status, out) == (1, "")
+    assert "webserver-timeout" in err
+    assert "must be an integer at least 0" in err

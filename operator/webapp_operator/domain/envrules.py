@@ -484,7 +484,8 @@ def _integer(option: str, value: JsonValue, minimum: int, maximum: int | None) -
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value)
+        # Bounded: int() refuses over 4,300 digits with a ValueError, not a condition.
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]{1,18}\s*", value)
     ):
         number = int(value)
     if number is None or number < minimum or (maximum is not None and number > maximum):
