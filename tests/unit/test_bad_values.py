@@ -88,6 +88,9 @@ def test_non_quantities_do_not_parse(value: int | str) -> None:
         ),
         pytest.param({"cpu": "lots"}, None, ["requests.cpu: not a quantity"], id="syntax"),
         pytest.param({"memory": -1}, None, ["requests.memory: not a quantity"], id="negative"),
+        pytest.param(  # decimal.Overflow, which is not an OverflowError, escaped as a crash
+            {"cpu": "1e999999999"}, None, ["requests.cpu: not a quantity"], id="huge-exponent"
+        ),
         pytest.param(
             {"cpu": "2"}, {"cpu": "1500m"}, ["requests.cpu is more than limits.cpu"], id="over"
         ),
@@ -388,3 +391,10 @@ def test_revision_metadata_never_raises(created: str, expires: str) -> None:
         revisions.parse_revision(LABELS, annotations, CREATED)
     except WebAppError as error:  # pragma: no cover - the property says this never happens
         pytest.fail(f"parse_revision raised {error!r}")
+
+
+@given(st.from_regex(quantity.QUANTITY_PATTERN, fullmatch=True))
+def test_every_quantity_the_crd_lets_through_is_answered_without_raising(value: str) -> None:
+    """The CRD's pattern admits exponents of any size: the answer is an amount or None."""
+    amount = quantity.parse(value)
+    assert amount is None or amount >= 0

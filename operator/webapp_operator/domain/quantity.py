@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Final
 
 _NUMBER: Final = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
@@ -63,7 +63,7 @@ def parse(value: int | str) -> Decimal | None:
         if suffix in _DECIMAL:
             return number * _DECIMAL[suffix]
         return number * Decimal(10) ** Decimal(suffix[1:])
-    except (InvalidOperation, OverflowError):
+    except (DecimalException, OverflowError):  # decimal.Overflow is not an OverflowError
         return None
 
 
