@@ -441,3 +441,30 @@ def test_a_framework_option_of_thousands_of_digits_is_a_clear_error(
     assert (status, out) == (1, "")
     assert "webserver-timeout" in err
     assert "must be an integer at least 0" in err
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("kind: Secret\nmetadata: x", "metadata must be a mapping"),
+        ("kind: Secret\nmetadata: {name: s, labels: x}", "metadata.labels must map strings"),
+        ("kind: Secret\nmetadata: {name: s, annotations: [1]}", "metadata.annotations must map"),
+        ("kind: Secret\nmetadata: {name: s, labels: {a: 5}}", "metadata.labels must map strings"),
+        ("kind: Secret\nmetadata: {name: s, namespace: 5}", "metadata.namespace must be a string"),
+        ("kind: Secret\nmetadata: {name: s}\ndata: [1]", "data must be a mapping"),
+        ("kind: Secret\nmetadata: {name: s}\nstringData: x", "stringData must be a mapping"),
+        ("kind: WebApp\nmetadata: x\nspec: {framework: flask, image: a}", "metadata must be a"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], document: str, expected: str
+) -> None:
+    """Most of these printed a traceback (dict() of a string, .items() of a list); a number
+    where the API server wants a string was taken as it was."""
+    version = "twelvefactor.dev/v1alpha1" if "WebApp" in document else "v1"
+    odd = f"apiVersion: {version}\n{document}\n"
+    files = ["-f", write(tmp_path, "a.yaml", APP), "-f", write(tmp_path, "odd.yaml", odd)]
+    status, out, err = run(capsys, "render", *files)
+    assert (status, out) == (1, "")
+    assert err.startswith("error: ")
+    assert expected in err

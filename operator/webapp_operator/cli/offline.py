@@ -145,6 +145,9 @@ def load(filenames: list[str], namespace: str) -> Loaded:
     for filename in filenames:
         for where, body in _documents(filename):
             kind, api_version = body.get("kind"), body.get("apiVersion")
+            if not isinstance(body.get("metadata") or {}, Mapping):
+                msg = f"{where}: metadata must be a mapping"
+                raise InvalidConfig(msg)
             if kind == KIND and api_version == API_VERSION:
                 body = _with_namespace(body, namespace)
                 try:

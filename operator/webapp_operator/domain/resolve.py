@@ -62,14 +62,27 @@ class SecretObject:
 
     @classmethod
     def from_manifest(cls, body: Mapping[str, Any], default_namespace: str) -> SecretObject:
-        """Read a Secret manifest (`data` base64, `stringData` plain, the latter winning)."""
+        """Read a Secret manifest (`data` base64, `stringData` plain, the latter winning); a
+        field of the wrong shape is an InvalidConfig naming it, as the API server would."""
         meta = body.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            msg = "Secret: metadata must be a mapping"
+            raise InvalidConfig(msg)
         name = meta.get("name")
         namespace = meta.get("namespace") or default_namespace
         if not isinstance(name, str) or not name:
             msg = "Secret: metadata.name is missing"
             raise InvalidConfig(msg)
+        if not isinstance(namespace, str):
+            msg = f"Secret {name}: metadata.namespace must be a string"
+            raise InvalidConfig(msg)
         subject = f"Secret {namespace}/{name}"
+        for field_name, where in (("labels", meta), ("annotations", meta)):
+            _string_map(subject, f"metadata.{field_name}", where.get(field_name))
+        for field_name in ("data", "stringData"):
+            if not isinstance(body.get(field_name) or {}, Mapping):
+                msg = f"{subject}: {field_name} must be a mapping of keys to values"
+                raise InvalidConfig(msg)
         data: dict[str, bytes] = {}
         for key, value in (body.get("data") or {}).items():
             try:
@@ -130,6 +143,17 @@ class ManifestSecrets:
     def latest_revision(self, namespace: str, name: str) -> int | None:
         numbers = [n for (ns, of, n) in self._revisions if (ns, of) == (namespace, name)]
         return max(numbers, default=None)
+
+
+def _string_map(subject: str, field_name: str, value: Any) -> None:  # noqa: ANN401 (YAML)
+    """Labels and annotations: a mapping of strings to strings, or absent."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        msg = f"{subject}: {field_name} must map strings to strings (quote numbers and booleans)"
+        raise InvalidConfig(msg)
 
 
 def decode_values(subject: str, data: Mapping[str, bytes]) -> dict[str, str]:
