@@ -77,8 +77,8 @@ class SecretObject:
             msg = f"Secret {name}: metadata.namespace must be a string"
             raise InvalidConfig(msg)
         subject = f"Secret {namespace}/{name}"
-        for field_name, where in (("labels", meta), ("annotations", meta)):
-            _string_map(subject, f"metadata.{field_name}", where.get(field_name))
+        for field_name in ("labels", "annotations"):
+            _string_map(subject, f"metadata.{field_name}", meta.get(field_name))
         for field_name in ("data", "stringData"):
             if not isinstance(body.get(field_name) or {}, Mapping):
                 msg = f"{subject}: {field_name} must be a mapping of keys to values"
@@ -141,8 +141,8 @@ class ManifestSecrets:
         return self._revisions.get((namespace, name, revision))
 
     def latest_revision(self, namespace: str, name: str) -> int | None:
-        numbers = [n for (ns, of, n) in self._revisions if (ns, of) == (namespace, name)]
-        return max(numbers, default=None)
+        found = [n for (ns, of, n) in self._revisions if (ns, of) == (namespace, name)]
+        return max(found, default=None)
 
 
 def _string_map(subject: str, field_name: str, value: Any) -> None:  # noqa: ANN401 (YAML)
