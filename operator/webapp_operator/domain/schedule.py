@@ -498,9 +498,9 @@ class ExpiryDecision:
 def plan_expiry(revisions: Sequence[RevisionExpiry], now: datetime) -> ExpiryDecision:
     """Decide which expired revisions to report at `now`; each repeats every 5 minutes."""
     now = require_utc(now, "now")
-    numbers = [r.revision for r in revisions]
-    if len(set(numbers)) != len(numbers):
-        msg = f"revisions must be distinct, got {sorted(numbers)}"
+    given = [r.revision for r in revisions]
+    if len(set(given)) != len(given):
+        msg = f"revisions must be distinct, got {sorted(given)}"
         raise ValueError(msg)
     notify: list[int] = []
     expired: list[int] = []
