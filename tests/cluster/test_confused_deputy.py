@@ -499,6 +499,19 @@ def test_a_grant_by_name_reaches_no_other_namespace(scene: Scene) -> None:
     assert list(scene.admin.list(Deployment, namespace=scene.other, labels=selector)) == []
 
 
+def uid_from_events(client: Client, namespace: str, secret: str) -> str:
+    """A Secret's uid as anyone who may list Events learns it (its RevisionCreated Event)."""
+
+    def found() -> str | None:
+        for event in client.list(Event, namespace=namespace):
+            involved = opkit.as_dict(event)["involvedObject"]
+            if involved.get("kind") == "Secret" and involved.get("name") == secret:
+                return str(involved["uid"])
+        return None
+
+    return wait_for(found, 60, message=f"the RevisionCreated Event of {secret}")
+
+
 def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
     """Trudy may patch one Secret she cannot read (RBAC allows `patch` without `get`), list
     Events (each names its object's uid) and create WebApps. She labels that Secret as
@@ -529,14 +542,7 @@ def test_a_secret_labelled_as_a_revision_is_never_read(scene: Scene) -> None:
             trudy.client.get(Secret, "vault", namespace=ns)
         assert support.api_status(denied.value) == 403
 
-        def source_uid() -> str | None:
-            for event in trudy.client.list(Event, namespace=ns):
-                involved = opkit.as_dict(event)["involvedObject"]
-                if involved.get("kind") == "Secret" and involved.get("name") == "handout":
-                    return str(involved["uid"])
-            return None
-
-        uid = wait_for(source_uid, 60, message="the RevisionCreated Event of handout")
+        uid = uid_from_events(trudy.client, ns, "handout")
         forged = {
             "metadata": {
                 "labels": {
@@ -599,15 +605,7 @@ def test_a_secret_of_hers_labelled_as_a_revision_reaches_no_app(scene: Scene) ->
         scene.admin, scene.kubeconfig, ns, "carol", scene.workdir
     )
     try:
-
-        def source_uid() -> str | None:
-            for event in carol.client.list(Event, namespace=ns):
-                involved = opkit.as_dict(event)["involvedObject"]
-                if involved.get("kind") == "Secret" and involved.get("name") == "ledger-db":
-                    return str(involved["uid"])
-            return None
-
-        uid = wait_for(source_uid, 60, message="the RevisionCreated Event of ledger-db")
+        uid = uid_from_events(carol.client, ns, "ledger-db")
         forged: Any = Secret.from_dict(
             {
                 "apiVersion": "v1",

@@ -300,11 +300,11 @@ def new_context(cluster: FakeCluster, indexes: FakeIndexes) -> reconcile.Context
     )
 
 
-async def settle(cluster: FakeCluster, rounds: int = 12) -> None:
-    """Start an operator and reconcile every Secret and WebApp, the indexes refreshed before
-    each (the watch streams caught up), until a whole round writes nothing."""
-    indexes = FakeIndexes()
-    ctx = new_context(cluster, indexes)
+async def reconcile_rounds(
+    cluster: FakeCluster, indexes: FakeIndexes, ctx: reconcile.Context, rounds: int
+) -> bool:
+    """Reconcile every Secret and WebApp, the indexes refreshed before each (the watch streams
+    caught up), for `rounds` rounds or until a whole round writes nothing (True)."""
     for _ in range(rounds):
         before = len(cluster.writes)
         keys = sorted(k for k in cluster.objects if k[0] in ("Secret", "WebApp"))
@@ -315,8 +315,15 @@ async def settle(cluster: FakeCluster, rounds: int = 12) -> None:
             else:
                 await reconcile.reconcile_secret(ctx, namespace, name)
         if len(cluster.writes) == before:
-            return
-    raise AssertionError(f"never settled: {cluster.writes[-20:]}")
+            return True
+    return False
+
+
+async def settle(cluster: FakeCluster, rounds: int = 12) -> None:
+    """Start an operator and reconcile until a whole round writes nothing."""
+    indexes = FakeIndexes()
+    if not await reconcile_rounds(cluster, indexes, new_context(cluster, indexes), rounds):
+        raise AssertionError(f"never settled: {cluster.writes[-20:]}")
 
 
 def webapp(name: str, refresh: str, processes: tuple[str, ...] = ("web",)) -> dict[str, Any]:

@@ -37,7 +37,6 @@ from webapp_operator.domain import revisions, schedule
 
 CANARY = "forged-revision-canary-5d1e"
 KEY = b"s" * 32  # new_context's snapshot key
-KINDS = ("Secret", "WebApp")
 
 
 def started() -> FakeCluster:
@@ -202,17 +201,7 @@ async def run(cluster: FakeCluster, since: datetime | None = None, rounds: int =
     indexes = FakeIndexes()
     ctx = new_context(cluster, indexes)
     ctx.signatures_since = since
-    for _ in range(rounds):
-        before = len(cluster.writes)
-        for kind, namespace, name in sorted(k for k in cluster.objects if k[0] in KINDS):
-            await cluster.fill(indexes)
-            if kind == "WebApp":
-                await reconcile.reconcile_webapp(ctx, namespace, name)
-            else:
-                await reconcile.reconcile_secret(ctx, namespace, name)
-        if len(cluster.writes) == before:
-            return True
-    return False
+    return await crash.reconcile_rounds(cluster, indexes, ctx, rounds)
 
 
 def test_a_revision_made_before_signatures_is_signed_once() -> None:
