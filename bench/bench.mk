@@ -17,7 +17,7 @@ bench: cluster-build $(STAMP) ## benchmark at full size on a private control pla
 	$(PY) -m bench.run --profile full $(BENCH_ARGS)
 
 .PHONY: bench-quick
-bench-quick: cluster-build $(STAMP) ## benchmark at small sizes (about 10 minutes on 2 cores; .bench/results.md)
+bench-quick: cluster-build $(STAMP) ## benchmark at small sizes (about 5 minutes on 2 cores; .bench/results.md)
 	$(PY) -m bench.run --profile quick $(BENCH_ARGS)
 
 .PHONY: bench-ci

@@ -692,6 +692,12 @@ def _argv(layout: Layout, ports: dict[str, int]) -> dict[str, list[str]]:
             # kwok's node heartbeat is slow; a generous grace period keeps a loaded machine's
             # fake node from being marked NotReady (which would make every pod NotReady).
             "--node-monitor-grace-period=10m",
+            # Each controller's client at 100 requests/s (the stock 20 is raised by most large
+            # clusters): a rollout of 200 Deployments costs the Deployment and ReplicaSet
+            # controllers ~800 requests, which took ~40 s at 20/s and held every bench round
+            # and test waiting on rollouts (docs/performance.md).
+            "--kube-api-qps=100",
+            "--kube-api-burst=150",
             "--profiling=false",
         ],
         "kube-scheduler": [
