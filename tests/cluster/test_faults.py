@@ -581,9 +581,13 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     #    app's condition and a Warning Event on the source), neither overwritten nor read.
     foreign_secret(kit, "credentials.rev-2", {"password": "canary-q-squatter"})
     kit.secret("credentials", {"username": "a", "password": "canary-q-two"}, grant="shop")
-    wait_for(lambda: reported(kit, "shop", "credentials.rev-2"), 30, message="a report")
-    cond = kit.condition("shop")
-    assert cond.get("reason") == "SnapshotNameTaken", cond
+    # The Event on the source and the app's condition are separate writes: wait for both.
+    wait_for(
+        lambda: kit.condition("shop").get("reason") == "SnapshotNameTaken",
+        30,
+        message=lambda: f"the app's condition, now {kit.condition('shop')}",
+    )
+    assert reported(kit, "shop", "credentials.rev-2")
     assert any(
         e.get("type") == "Warning"
         and e.get("reason") == "SnapshotNameTaken"
