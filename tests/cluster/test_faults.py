@@ -567,6 +567,16 @@ def reported(kit: opkit.Kit, app: str, name: str) -> bool:
     return any(e.get("type") == "Warning" and name in str(e.get("message")) for e in kit.events())
 
 
+def name_taken(kit: opkit.Kit, app: str) -> None:
+    """Wait for the app's condition to say a name it needs is taken (the Warning Event on the
+    source and the condition are separate writes, and the Event can come first)."""
+    wait_for(
+        lambda: kit.condition(app).get("reason") == "SnapshotNameTaken",
+        30,
+        message=lambda: f"the app's condition, now {kit.condition(app)}",
+    )
+
+
 def test_squatted_names_are_neither_overwritten_nor_adopted(
     kit: opkit.Kit, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -581,12 +591,7 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     #    app's condition and a Warning Event on the source), neither overwritten nor read.
     foreign_secret(kit, "credentials.rev-2", {"password": "canary-q-squatter"})
     kit.secret("credentials", {"username": "a", "password": "canary-q-two"}, grant="shop")
-    # The Event on the source and the app's condition are separate writes: wait for both.
-    wait_for(
-        lambda: kit.condition("shop").get("reason") == "SnapshotNameTaken",
-        30,
-        message=lambda: f"the app's condition, now {kit.condition('shop')}",
-    )
+    name_taken(kit, "shop")
     assert reported(kit, "shop", "credentials.rev-2")
     assert any(
         e.get("type") == "Warning"
@@ -621,8 +626,8 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
     planted = {"FLASK_GREETING": "squatter", "FLASK_SECRET_KEY": "known-to-the-squatter"}
     foreign_secret(kit, hello, planted)
     kit.webapp("shop", SMALL)
-    wait_for(lambda: reported(kit, "shop", hello), 30, message=f"a report naming {hello}")
-    assert kit.condition("shop").get("reason") == "SnapshotNameTaken"
+    name_taken(kit, "shop")
+    assert reported(kit, "shop", hello)
     assert kit.env(hello) == planted, "overwritten"
     assert kit.snapshot_names("shop") == {bye}, "the last good Deployments keep running"
     # The squatter goes: the app rolls back to its own `hello` environment.
