@@ -97,16 +97,21 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-SECRET = """
+# The opted-in Secret `credentials` in `demo`, up to its annotations (SECRET, SEALED_SECRET).
+SECRET_HEAD = """
     apiVersion: v1
     kind: Secret
     metadata:
       name: credentials
       namespace: demo
       labels: {twelvefactor.dev/secret: "true"}
-      annotations: {twelvefactor.dev/grant: %s}
+"""
+SECRET = (
+    SECRET_HEAD
+    + """      annotations: {twelvefactor.dev/grant: %s}
     stringData: {username: admin, %s: hunter2-canary}
 """
+)
 APP = """
     apiVersion: twelvefactor.dev/v1alpha1
     kind: WebApp
@@ -374,16 +379,12 @@ def test_a_revision_file_whose_number_is_not_one_is_no_revision(
     assert env["DJANGO_CREDENTIALS_PASSWORD"] == "hunter2-canary"
 
 
-SEALED_SECRET = """
-    apiVersion: v1
-    kind: Secret
-    metadata:
-      name: credentials
-      namespace: demo
-      labels: {twelvefactor.dev/secret: "true"}
-      annotations: {twelvefactor.dev/grant: shop, twelvefactor.dev/sealed: "true"}
+SEALED_SECRET = (
+    SECRET_HEAD
+    + """      annotations: {twelvefactor.dev/grant: shop, twelvefactor.dev/sealed: "true"}
     stringData: {username: "tfs1:k1:c2VhbGVk", password: %s}
 """
+)
 
 
 @pytest.mark.parametrize("reveal", [True, False], ids=["reveal", "redacted"])
