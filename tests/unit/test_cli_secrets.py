@@ -539,7 +539,8 @@ def test_wait_for_refresh_gives_up_at_the_deadline() -> None:
 def snapshot(
     source: str, number: int, created: str, expires: str | None = None, namespace: str = "demo"
 ) -> dict[str, Any]:
-    annotations = {revisions.CREATED_ANNOTATION: created}
+    # The CLI cannot check a signature (no key): any value stands for the operator's.
+    annotations = {revisions.CREATED_ANNOTATION: created, revisions.SIGNATURE_ANNOTATION: "0" * 32}
     if expires:
         annotations[schedule.REVISION_EXPIRES_ANNOTATION] = expires
     return {
@@ -967,3 +968,31 @@ def test_a_secret_merely_labelled_as_a_revision_is_not_listed_as_one() -> None:
     loot["metadata"]["name"] = "loot"
     found = cli.revisions_by_source([snapshot("creds", 1, "2030-01-10T12:00:00Z"), loot])
     assert [r.number for r in found["demo", "creds"]] == [1]
+
+
+def test_a_revision_without_signature_is_shown_as_unsigned() -> None:
+    """The CLI cannot check a signature (only the operator holds the key), but a Secret named
+    and labelled as a revision with none at all is one the operator ignores (unless it predates
+    signatures): `show-secret` says so, in the table, the document and a note."""
+    hand_made = snapshot("creds", 2, "2030-01-12T12:00:00Z")
+    del hand_made["metadata"]["annotations"][revisions.SIGNATURE_ANNOTATION]
+    # A malformed time annotation is read as absent; the signature is still seen.
+    odd = snapshot("creds", 3, "2030-01-14T12:00:00Z", expires="not a time")
+    found = cli.revisions_by_source([snapshot("creds", 1, "2030-01-10T12:00:00Z"), hand_made, odd])
+    info = cli.describe(source_secret(), found["demo", "creds"], [])
+
+    assert [(r.number, r.has_signature) for r in info.revisions] == [
+        (1, True),
+        (2, False),
+        (3, True),
+    ]
+    assert len(info.problems) == 1
+    assert info.problems[0].startswith(
+        f"revision 2 carries no signature ({revisions.SIGNATURE_ANNOTATION}): the operator "
+        "ignores it"
+    )
+    document = cli.info_document(info, with_revisions=True)
+    assert [r.get("unsigned", False) for r in document["revisions"]] == [False, True, False]
+    assert document["problems"] == list(info.problems)
+    rows = cli.show_table(info, NOW, with_revisions=True).splitlines()
+    assert [row.split("  ")[0].strip() for row in rows[4:]] == ["1", "2 (unsigned)", "3"]

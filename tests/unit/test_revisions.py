@@ -29,6 +29,11 @@ def test_parse_revision_reads_metadata_only() -> None:
     assert parsed == revisions.Revision(
         source="c", number=2, created=T0, expires=datetime(2026, 2, 1, tzinfo=UTC)
     )
+    # Whether a signature is there at all (the CLI's view); whether it is good takes the key.
+    signed = {**annotations, revisions.SIGNATURE_ANNOTATION: "f" * 32}
+    parsed = revisions.parse_revision(labels, signed, T0)
+    assert parsed is not None
+    assert parsed.has_signature
 
 
 @pytest.mark.parametrize(

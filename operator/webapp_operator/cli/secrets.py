@@ -579,6 +579,14 @@ def describe(
             schedule.parse_expire(expire)
         except InvalidConfig as error:
             problems.append(error.message)
+    problems += [
+        f"revision {r.number} carries no signature ({revisions.SIGNATURE_ANNOTATION}): the "
+        "operator ignores it unless it was made before the operator signed revisions (an "
+        "upgrade; it is then signed by the next reconcile); see docs/reliability.md, "
+        '"Forged revisions"'
+        for r in sorted(snapshots, key=lambda r: r.number)
+        if not r.has_signature
+    ]
     entries = granted.to_annotation()
     return SecretInfo(
         namespace=namespace,
@@ -740,7 +748,7 @@ def show_table(
     if with_revisions:
         rows = [
             [
-                str(item.number),
+                str(item.number) if item.has_signature else f"{item.number} (unsigned)",
                 _stamp(item.created) or NONE,
                 _stamp(item.expires) or NONE,
                 _tracked_by(info, item.number),
@@ -802,6 +810,8 @@ def info_document(
             entry = {"revision": item.number, "created": _stamp(item.created)}
             if item.expires is not None:
                 entry["expires"] = _stamp(item.expires)
+            if not item.has_signature:
+                entry["unsigned"] = True
             listed.append(entry)
         doc["revisions"] = listed
     if info.problems:

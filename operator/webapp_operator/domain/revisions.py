@@ -100,6 +100,9 @@ class Revision:
     number: int
     created: datetime
     expires: datetime | None = None
+    # Whether it carries a `twelvefactor.dev/signature` at all. Not whether the signature is
+    # good: that takes the snapshot key, which only the operator holds (`is_signed`).
+    has_signature: bool = False
 
 
 def parse_revision(
@@ -117,7 +120,13 @@ def parse_revision(
     # than failing every reconcile of the source and of each app that uses it.
     created_at = _time(annotations.get(CREATED_ANNOTATION)) or created
     expires = _time(annotations.get(schedule.REVISION_EXPIRES_ANNOTATION))
-    return Revision(source=source, number=number, created=created_at, expires=expires)
+    return Revision(
+        source=source,
+        number=number,
+        created=created_at,
+        expires=expires,
+        has_signature=bool(annotations.get(SIGNATURE_ANNOTATION)),
+    )
 
 
 def _time(text: str | None) -> datetime | None:
