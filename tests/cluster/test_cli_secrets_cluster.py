@@ -97,9 +97,16 @@ def make_revision(
     created: datetime,
     expires: datetime | None = None,
 ) -> None:
-    """A revision snapshot as the operator makes it: immutable, labelled, owned by the source."""
+    """A revision snapshot as the operator makes it: immutable, labelled, owned by the source,
+    signed (under a key of the test's: the CLI cannot check a signature, only see one)."""
     uid = meta_of(kube, namespace, source).uid
-    annotations = {revisions.CREATED_ANNOTATION: schedule.format_time(created)}
+    data = {k: v.encode() for k, v in content.items()}
+    annotations = {
+        revisions.CREATED_ANNOTATION: schedule.format_time(created),
+        revisions.SIGNATURE_ANNOTATION: revisions.signature(
+            namespace, source, number, data, b"cli-tests-key"
+        ),
+    }
     if expires is not None:
         annotations[schedule.REVISION_EXPIRES_ANNOTATION] = schedule.format_time(expires)
     body = {
@@ -114,7 +121,7 @@ def make_revision(
         },
         "type": "Opaque",
         "immutable": True,
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in content.items()},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
     }
     kube.create(Secret.from_dict(body), namespace=namespace)  # type: ignore[call-overload]
 
@@ -468,7 +475,16 @@ def test_show_secret_like_juju(
         {"target": "api", "role": "view"},
         {"target": "shop", "role": "view"},
     ]
-    assert [r["revision"] for r in document["revisions"]] == [1, 2, 3]
+    assert document["revisions"] == [
+        {"revision": 1, "created": schedule.format_time(three_revisions - timedelta(days=2))},
+        {"revision": 2, "created": schedule.format_time(three_revisions - timedelta(days=1))},
+        {
+            "revision": 3,
+            "created": schedule.format_time(three_revisions),
+            "expires": schedule.format_time(three_revisions + timedelta(days=30)),
+        },
+    ]
+    assert "problems" not in document
     assert "content" not in document
     assert latest[f"{namespace}/creds"]["content"] == {"password": NEW_PASSWORD}
     assert second[f"{namespace}/creds"]["revision"] == 2

@@ -582,6 +582,44 @@ def test_status_wait_follows_the_rollout_until_ready(
     assert PASSWORD_1 not in out
 
 
+def test_the_cli_shows_a_hand_made_revision_as_unsigned(
+    kit: opkit.Kit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revisions the operator made carry its signature; a Secret someone named and labelled as
+    a revision carries none, and `show-secret` tells them apart (it cannot check a signature)."""
+    from webapp_operator.cli import main
+    from webapp_operator.domain import revisions
+
+    monkeypatch.setenv("KUBECONFIG", kit.kubeconfig)
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    hand_made = {
+        "metadata": {
+            "name": revisions.revision_name("credentials", 5),
+            "labels": revisions.revision_labels("credentials", 5),
+        },
+        "stringData": {"username": "a", "password": PASSWORD_2},
+    }
+    kit.kube.create(Secret.from_dict(hand_made), namespace=kit.namespace)  # type: ignore[call-overload]
+
+    argv = ["show-secret", "credentials", "--revisions", "-o", "json", "-n", kit.namespace]
+    assert main.main(argv) == 0
+    out = capsys.readouterr().out
+    document = json.loads(out)[f"{kit.namespace}/credentials"]
+    assert [(r["revision"], r.get("unsigned", False)) for r in document["revisions"]] == [
+        (1, False),
+        (5, True),
+    ]
+    assert len(document["problems"]) == 1
+    assert document["problems"][0].startswith("revision 5 carries no signature")
+    assert PASSWORD_1 not in out
+    assert PASSWORD_2 not in out
+    # The operator left it alone, and shop still runs revision 1.
+    assert kit.tracked("shop", "credentials") == 1
+
+
 def test_ready_on_a_namespace_with_no_webapp_yet(kit: opkit.Kit) -> None:
     """A fresh install before any app exists must pass its readiness probe, managed Secrets or
     not (Kopf, which watches only WebApps, runs no handler at all there, so the operator looks
