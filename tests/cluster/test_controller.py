@@ -616,8 +616,14 @@ def test_the_cli_shows_a_hand_made_revision_as_unsigned(
     assert document["problems"][0].startswith("revision 5 carries no signature")
     assert PASSWORD_1 not in out
     assert PASSWORD_2 not in out
-    # The operator left it alone, and shop still runs revision 1.
+    # The operator saw it and left it alone: shop still runs revision 1, and it is not removed.
+    wait_for(
+        lambda: "credentials.rev-5 is labelled as revision 5" in kit.operator_log(),
+        60,
+        message="the operator's warning about the hand-made revision",
+    )
     assert kit.tracked("shop", "credentials") == 1
+    assert kit.revisions("credentials") == [1, 5]
 
 
 def test_ready_on_a_namespace_with_no_webapp_yet(kit: opkit.Kit) -> None:
