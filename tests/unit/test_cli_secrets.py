@@ -986,6 +986,7 @@ def test_a_revision_without_signature_is_shown_as_unsigned() -> None:
         (2, False),
         (3, True),
     ]
+    assert info.revisions[2].expires is None  # the malformed time, read as absent
     assert len(info.problems) == 1
     assert info.problems[0].startswith(
         f"revision 2 carries no signature ({revisions.SIGNATURE_ANNOTATION}): the operator "

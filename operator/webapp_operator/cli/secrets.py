@@ -433,10 +433,8 @@ def revisions_by_source(
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
         created = _time(meta.get("creationTimestamp")) or datetime.fromtimestamp(0, UTC)
-        try:
-            revision = revisions.parse_revision(labels, annotations, created)
-        except InvalidConfig:  # a malformed time annotation: keep the revision, not the time
-            revision = revisions.parse_revision(labels, {}, created)
+        # A malformed time annotation is read as absent: the revision is kept, not the time.
+        revision = revisions.parse_revision(labels, annotations, created)
         named = revision is not None and meta.get("name") == revisions.revision_name(
             revision.source, revision.number
         )
