@@ -577,12 +577,13 @@ def describe(
             schedule.parse_expire(expire)
         except InvalidConfig as error:
             problems.append(error.message)
+    ordered = tuple(sorted(snapshots, key=lambda r: r.number))
     problems += [
         f"revision {r.number} carries no signature ({revisions.SIGNATURE_ANNOTATION}): the "
         "operator ignores it unless it was made before the operator signed revisions (an "
         "upgrade; it is then signed by the next reconcile); see docs/reliability.md, "
         '"Forged revisions"'
-        for r in sorted(snapshots, key=lambda r: r.number)
+        for r in ordered
         if not r.has_signature
     ]
     entries = granted.to_annotation()
@@ -590,7 +591,7 @@ def describe(
         namespace=namespace,
         name=name,
         created=_time(meta.get("creationTimestamp")),
-        revisions=tuple(sorted(snapshots, key=lambda r: r.number)),
+        revisions=ordered,
         observers=tuple(observers_of(namespace, name, webapps)),
         rotation=rotation,
         next_rotation=next_rotation,
