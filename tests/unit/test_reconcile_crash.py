@@ -111,6 +111,7 @@ class FakeCluster:
 
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, object, message)
+    warnings: list[str] = field(default_factory=list)  # the reasons of Warning Events
     event_names: set[str] = field(default_factory=set)
     writes: list[str] = field(default_factory=list)
     crash_at: int | None = None
@@ -119,6 +120,9 @@ class FakeCluster:
     # whichever process makes them.
     first_token: int = 1
     serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Deployments whose next rollouts the Deployment controller gives up on at once (their new
+    # pods never ready, the progress deadline passed), until taken out of the set.
+    stalling: set[str] = field(default_factory=set)
 
     def _write(self, what: str) -> None:
         if self.crash_at is not None and len(self.writes) >= self.crash_at:
@@ -174,6 +178,23 @@ class FakeCluster:
                 "updatedReplicas": replicas,
                 "availableReplicas": replicas,
             }
+            if old is not None and key[2] in self.stalling:
+                # One new pod, never ready; the old ones keep running.
+                new["status"] = {
+                    "observedGeneration": generation,
+                    "replicas": replicas + 1,
+                    "updatedReplicas": 1,
+                    "availableReplicas": replicas,
+                    "conditions": [
+                        {
+                            "type": "Progressing",
+                            "status": "False",
+                            "reason": "ProgressDeadlineExceeded",
+                            "message": f'ReplicaSet "{key[2]}-{generation}" has timed out '
+                            "progressing.",
+                        }
+                    ],
+                }
         self._stamp(new)
         self.objects[key] = new
 
@@ -238,6 +259,8 @@ class FakeCluster:
                 return
             self.event_names.add(name)
         self.events.append((reason, involved["metadata"]["name"], message))
+        if warning:
+            self.warnings.append(reason)
 
     # ------------------------------------------------------------------ the watch streams
 

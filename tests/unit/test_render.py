@@ -213,3 +213,62 @@ def test_port_option_sets_the_service_and_container_port() -> None:
     web = result.deployments[0]["spec"]["template"]["spec"]["containers"][0]
     assert web["ports"][0]["containerPort"] == 9000
     assert decoded(result.snapshot)["PORT"] == "9000"
+
+
+def containers(result: render.Rendered) -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]
+        for d in result.deployments
+    }
+
+
+def test_a_health_check_is_the_web_containers_readiness_probe_on_its_port() -> None:
+    check = {"path": "/healthz", "periodSeconds": 5, "failureThreshold": 2}
+    web = containers(render.render(inputs(app(healthCheck=check)), SETTINGS))
+    assert web["shop"]["readinessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 2,
+        "successThreshold": 1,
+    }
+    # Workers and schedulers serve no port: no probe of theirs.
+    assert "readinessProbe" not in web["shop-celery-worker"]
+    assert "readinessProbe" not in web["shop-celery-beat-scheduler"]
+
+
+def test_a_health_check_without_a_path_connects_to_the_port() -> None:
+    web = containers(render.render(inputs(app(healthCheck={})), SETTINGS))["shop"]
+    assert web["readinessProbe"]["tcpSocket"] == {"port": "http"}
+    assert "httpGet" not in web["readinessProbe"]
+
+
+def test_the_progress_deadline_is_every_deployments() -> None:
+    result = render.render(inputs(app(progressDeadlineSeconds=120)), SETTINGS)
+    assert {d["spec"]["progressDeadlineSeconds"] for d in result.deployments} == {120}
+
+
+def test_without_them_the_deployments_are_rendered_as_before() -> None:
+    """No probe and no deadline unless asked: an upgrade of the operator rolls no app."""
+    result = render.render(inputs(app()), SETTINGS)
+    for deployment in result.deployments:
+        assert "progressDeadlineSeconds" not in deployment["spec"]
+        assert "readinessProbe" not in deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"path": "healthz"},
+        {"path": "/with space"},
+        {"periodSeconds": 0},
+        {"failureThreshold": 101},
+        {"timeoutSeconds": 0},
+        {"probe": "/healthz"},
+    ],
+    ids=["relative", "whitespace", "period-0", "threshold-101", "timeout-0", "unknown-field"],
+)
+def test_a_bad_health_check_is_refused(check: dict[str, Any]) -> None:
+    with pytest.raises(InvalidConfig):
+        app(healthCheck=check)

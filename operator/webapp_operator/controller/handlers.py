@@ -329,9 +329,9 @@ def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> boo
 
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
     """What the reconcilers read of a workload: identity, applied digest, template snapshot,
-    and whether a Deployment finished rolling out or a ReplicaSet still holds pods."""
+    whether a Deployment finished rolling out (or gave up) or a ReplicaSet still holds pods."""
     progress = entry.rolled_out if entry.kind == "Deployment" else entry.live
-    return (entry.uid, entry.applied, entry.snapshot, entry.owner, progress)
+    return (entry.uid, entry.applied, entry.snapshot, entry.owner, progress, entry.stalled)
 
 
 def on_workload(

@@ -1211,8 +1211,10 @@ async def reconcile_webapp(
 
     rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
+    digests: dict[tuple[str, str], str] = {}
     for obj in [*result.deployments, result.service]:
         digest = stamp_applied(obj)
+        digests[obj["kind"], obj["metadata"]["name"]] = digest
         key = (obj["kind"], namespace, obj["metadata"]["name"])
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
@@ -1277,18 +1279,36 @@ async def reconcile_webapp(
     if done:
         # Only after the rollout completed: until then old pods may restart on old snapshots.
         await _prune_snapshots(ctx, namespace, name, result.snapshot_name, workloads.values())
-    decided = [
-        observe.ConditionSpec(
+    # A Deployment the controller gave up on, as this reconcile rendered it (not one it just
+    # rolled again: that starts a new attempt).
+    stalled = [
+        f"Deployment {d.name}: {d.stalled}"
+        for d in deployments
+        if not done
+        and d is not None
+        and d.stalled
+        and d.applied == digests.get(("Deployment", d.name))
+    ]
+    if done:
+        ready = observe.ConditionSpec(
             reasons.READY, "True", reasons.AVAILABLE, "All processes run the current environment"
         )
-        if done
-        else observe.ConditionSpec(
+    elif stalled:
+        ready = observe.ConditionSpec(
+            reasons.READY,
+            "False",
+            reasons.ROLLOUT_STALLED,
+            f"Rolling out environment {result.snapshot_name} made no progress within the "
+            f"progress deadline: {'; '.join(stalled)}",
+        )
+    else:
+        ready = observe.ConditionSpec(
             reasons.READY,
             "False",
             reasons.ROLLOUT_IN_PROGRESS,
             f"Rolling out environment {result.snapshot_name}",
         )
-    ]
+    decided = [ready]
     behind = [o for o in options if o.latest and o.tracked and o.latest > o.tracked]
     decided.append(
         observe.ConditionSpec(
@@ -1324,12 +1344,34 @@ async def reconcile_webapp(
     seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
     await _together(
         [
-            _post_once(ctx, involved, key, seen, reason, message, now)
-            for key, reason, message in notices
+            *(
+                _post_once(ctx, involved, key, seen, reason, message, now)
+                for key, reason, message in notices
+            ),
+            *(
+                _post_once(ctx, involved, key, seen, reasons.ROLLOUT_STALLED, message, now, True)
+                for key, message in _stall_notice(entry, ready)
+            ),
         ]
     )
     await _write_status(ctx, entry, generation, decided, extra)
     return None
+
+
+def _stall_notice(
+    entry: state.WebAppEntry, ready: observe.ConditionSpec
+) -> list[tuple[tuple[str, ...], str]]:
+    """A Warning RolloutStalled when the status does not say this stall yet: once per stall
+    (its message names the new ReplicaSet, so a new attempt that stalls is told again), and not
+    again after a restart, which finds it in the status."""
+    if ready.reason != reasons.ROLLOUT_STALLED:
+        return []
+    told: Mapping[str, Any] = next(
+        (c for c in entry.status.get("conditions") or [] if c.get("type") == reasons.READY), {}
+    )
+    if told.get("reason") == ready.reason and told.get("message") == ready.message:
+        return []
+    return [((reasons.ROLLOUT_STALLED, entry.namespace, entry.name, ready.message), ready.message)]
 
 
 async def _check_service_account(ctx: Context, webapp: model.WebApp) -> None:
@@ -1451,6 +1493,7 @@ async def _post_once(
     reason: str,
     message: str,
     now: datetime,
+    warning: bool = False,
 ) -> None:
     """Post a notice once. Its Event is named after the app's uid and the notice's key, so a
     second post (another process, after a restart) is refused by the API server; and this
@@ -1460,7 +1503,7 @@ async def _post_once(
         return
     meta = involved["metadata"]
     name = _event_name(meta["name"], reason.lower(), str(meta.get("uid")), *key)
-    await ctx.writer.post_event(involved, reason, message, now, name=name)
+    await ctx.writer.post_event(involved, reason, message, now, warning=warning, name=name)
     ctx.remember(("Event", *key), seen)
 
 

@@ -287,6 +287,9 @@ class WorkloadEntry:
     # annotation of `kubectl rollout restart`): only a full apply takes back what it took, so
     # no rollout of it is a patch (reconcile.rollout_patch).
     shared: bool = False
+    # A Deployment whose controller gave up on its rollout (Progressing=False,
+    # ProgressDeadlineExceeded) for its current template: the controller's message.
+    stalled: str | None = None
 
     @property
     def live(self) -> bool:
@@ -370,7 +373,22 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         available_replicas=int(status.get("availableReplicas") or 0),
         owner=owners[0] if owners else None,
         shared=kind == "Deployment" and _shared(meta),
+        stalled=_stalled(meta, status) if kind == "Deployment" else None,
     )
+
+
+def _stalled(meta: Mapping[str, Any], status: Mapping[str, Any]) -> str | None:
+    """The Deployment controller's message when it gave up on the current template's rollout."""
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        return None  # a newer template: the controller has not looked at it yet
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return str(condition.get("message") or "ProgressDeadlineExceeded")
+    return None
 
 
 # The key prefix of an app's environment snapshots in the Secret index: (ENV_OF, ns, app).

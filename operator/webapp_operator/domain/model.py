@@ -55,6 +55,8 @@ SECRET_REF_MESSAGE = "a Secret name has at most 253 characters"  # noqa: S105 (a
 IMAGE_PATTERN = r"^\S+$"
 # The base URL is an absolute http(s) URL; the operator checks its host and port too.
 BASE_URL_PATTERN = r"^https?://\S+$"
+# An absolute path, no whitespace (a probe's httpGet.path).
+HEALTH_PATH_PATTERN = r"^/\S*$"
 APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
 APP_SECRET_KEY_ID_OPTION = "app-secret-key-id"  # noqa: S105 (an option name)
 # `<app>.secret-key` is the app's own key Secret (owned.SECRET_KEY_SUFFIX): no owned secret
@@ -153,6 +155,34 @@ class ProcessSpec(_Model):
     )
     resources: Resources | None = Field(
         default=None, description="Overrides spec.resources for this process."
+    )
+
+
+class HealthCheck(_Model):
+    """The web process's readiness probe: a pod gets traffic, and a rollout moves on, only
+    once the check passes. Without one, Kubernetes takes a started container for a ready one,
+    so a rollout onto a bad environment (a wrong password in a new revision) replaces every
+    healthy pod; with one, the rollout stops at the first new pod that fails its check and the
+    previous pods keep serving (Ready=False, RolloutStalled, after the progress deadline)."""
+
+    path: str | None = Field(
+        default=None,
+        pattern=HEALTH_PATH_PATTERN,
+        max_length=2048,
+        description="HTTP GET on the web port; a 2xx or 3xx answer passes, e.g. /healthz. "
+        "Omitted: a TCP connection to the web port passes.",
+    )
+    period_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=10, description="Seconds between two checks."
+    )
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=3, description="Seconds a check may take before it counts as failed."
+    )
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3, description="Failed checks in a row that take a pod out of the Service."
+    )
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = Field(
+        default=0, description="Seconds after the container starts before the first check."
     )
 
 
@@ -406,6 +436,18 @@ class WebAppSpec(_Model):
             "(Ready=False, ServiceAccountNotGranted): whoever may create a WebApp must not get "
             "the token of any account of the namespace."
         ),
+    )
+
+    health_check: HealthCheck | None = Field(
+        default=None,
+        description="Readiness check of the web process (its pods only get traffic, and a "
+        "rollout only goes on, once it passes). Omitted: no probe.",
+    )
+    progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] | None = Field(
+        default=None,
+        description="Seconds a rollout of a process may make no progress before the app "
+        "reports Ready=False, RolloutStalled (each Deployment's progressDeadlineSeconds). "
+        "Omitted: Kubernetes' 600.",
     )
 
     @field_validator("processes")

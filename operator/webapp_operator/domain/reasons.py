@@ -20,6 +20,9 @@ INVALID_SECRET_KEY: Final = "InvalidSecretKey"
 INVALID_CONFIG: Final = "InvalidConfig"
 REVISION_NOT_FOUND: Final = "RevisionNotFound"
 ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+# A process's rollout made no progress within its deadline (its new pods never became ready):
+# the previous pods keep running; told by a Warning Event of the same reason, once per stall.
+ROLLOUT_STALLED: Final = "RolloutStalled"
 SERVICE_ACCOUNT_NOT_FOUND: Final = "ServiceAccountNotFound"
 SERVICE_ACCOUNT_NOT_GRANTED: Final = "ServiceAccountNotGranted"
 # A name the operator must create (a revision or environment snapshot) is held by a Secret it

@@ -30,6 +30,7 @@ from webapp_operator import API_VERSION, KIND
 from webapp_operator.domain import envrules, revisions
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.domain.model import (
+    HealthCheck,
     ProcessSpec,
     Resources,
     WebApp,
@@ -245,10 +246,29 @@ def _container(
     container["envFrom"] = [{"secretRef": {"name": snapshot}}]
     if process_kind(name) == "web":
         container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        if webapp.spec.health_check is not None:
+            container["readinessProbe"] = _readiness_probe(webapp.spec.health_check)
     resources = _resources(process, webapp, settings)
     if resources:
         container["resources"] = resources
     return container
+
+
+def _readiness_probe(check: HealthCheck) -> dict[str, Any]:
+    """The web container's readiness probe, on its named port `http`."""
+    action: dict[str, Any] = (
+        {"tcpSocket": {"port": "http"}}
+        if check.path is None
+        else {"httpGet": {"path": check.path, "port": "http", "scheme": "HTTP"}}
+    )
+    return {
+        **action,
+        "initialDelaySeconds": check.initial_delay_seconds,
+        "periodSeconds": check.period_seconds,
+        "timeoutSeconds": check.timeout_seconds,
+        "failureThreshold": check.failure_threshold,
+        "successThreshold": 1,
+    }
 
 
 def _deployment(
@@ -267,17 +287,20 @@ def _deployment(
         if kind == "scheduler"
         else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
     )
+    spec: dict[str, Any] = {
+        "replicas": _replicas(name, process, webapp),
+        "revisionHistoryLimit": settings.revision_history_limit,
+        "selector": {"matchLabels": selector},
+        "strategy": strategy,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if webapp.spec.progress_deadline_seconds is not None:
+        spec["progressDeadlineSeconds"] = webapp.spec.progress_deadline_seconds
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(webapp, deployment_name(webapp.name, name), labels),
-        "spec": {
-            "replicas": _replicas(name, process, webapp),
-            "revisionHistoryLimit": settings.revision_history_limit,
-            "selector": {"matchLabels": selector},
-            "strategy": strategy,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-        },
+        "spec": spec,
     }
 
 
