@@ -17,6 +17,7 @@ from lightkube import ApiError
 from lightkube.resources.core_v1 import Pod
 from tests.cluster import opkit
 from tests.cluster.support import wait_for
+from tests.cluster.test_controller import counted
 
 PASSWORD = "canary-stall-7d2a"
 
@@ -74,6 +75,7 @@ def test_a_rollout_that_cannot_progress_is_rolloutstalled_and_the_old_pod_keeps_
     stalled = wait_for(lambda: kit.events("RolloutStalled"), 30, message="RolloutStalled Event")
     assert [e["type"] for e in stalled] == ["Warning"]
     assert stalled[0]["involvedObject"]["name"] == "shop"
+    assert counted(kit.metrics_text(), 'webapp_operator_errors_total{reason="RolloutStalled"}') == 1
     assert running_web_pods(kit) == before  # maxUnavailable 0: the old pod serves on
     # The CLI's wait ends with the reason, not at its timeout.
     assert main.main(["status", "shop", "-n", kit.namespace, "--wait", "--timeout", "60"]) == 1

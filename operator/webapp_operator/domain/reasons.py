@@ -29,7 +29,8 @@ SERVICE_ACCOUNT_NOT_GRANTED: Final = "ServiceAccountNotGranted"
 # did not make: never adopted, never overwritten (also a Warning Event on the source Secret).
 SNAPSHOT_NAME_TAKEN: Final = "SnapshotNameTaken"
 # The reasons of Ready=False that are failures (RolloutInProgress is progress, not one). Each
-# failure is also told by a Warning Event of the same reason (the one failure path).
+# failure is also told by a Warning Event of the same reason (the one failure path, or, for a
+# stalled rollout, its own notice) and counted in webapp_operator_errors_total.
 FAILURE_REASONS: Final = frozenset(
     {
         SECRET_NOT_FOUND,
@@ -40,6 +41,7 @@ FAILURE_REASONS: Final = frozenset(
         SERVICE_ACCOUNT_NOT_FOUND,
         SERVICE_ACCOUNT_NOT_GRANTED,
         SNAPSHOT_NAME_TAKEN,
+        ROLLOUT_STALLED,
     }
 )
 
