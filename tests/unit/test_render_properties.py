@@ -74,6 +74,22 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
                 ["http://x", "https://" + "a" * 300, "http://[::1", "http://x:1" + "0" * 30]
             )
         )
+    if draw(st.booleans()):
+        spec["healthCheck"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "path": st.sampled_from(["/", "/healthz", "healthz", "/a b", "/" + "x" * 3000])
+                    | st.text(max_size=10),
+                    "periodSeconds": st.integers(-1, 5000),
+                    "timeoutSeconds": st.integers(-1, 5000),
+                    "failureThreshold": st.integers(-1, 200),
+                    "initialDelaySeconds": st.integers(-1, 5000) | st.text(max_size=3),
+                },
+            )
+        )
+    if draw(st.booleans()):
+        spec["progressDeadlineSeconds"] = draw(st.integers(-1, 10**6) | st.none())
     return _app(**spec)
 
 
