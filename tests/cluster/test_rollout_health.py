@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 from lightkube import ApiError
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.types import PatchType
 from tests.cluster import opkit
 from tests.cluster.support import wait_for
 from tests.cluster.test_controller import counted
 
 PASSWORD = "canary-stall-7d2a"
+PASSWORD_2 = "canary-stall-two-51be"
+PASSWORD_3 = "canary-stall-three-0c94"
 
 APP: dict[str, Any] = {
     "framework": "flask",
@@ -95,3 +98,42 @@ def test_a_health_check_the_crd_refuses(kit: opkit.Kit) -> None:
         kit.webapp("shop", {**APP, "healthCheck": {"path": "healthz"}})
     assert refused.value.status.code == 422
     assert "healthCheck.path" in str(refused.value.status.message)
+
+
+def test_pods_the_namespace_refuses_stall_the_rollout_at_once_and_are_told_once(
+    kit: opkit.Kit,
+) -> None:
+    """The namespace starts enforcing the restricted Pod Security level: the new ReplicaSet's
+    pods are refused at admission (ReplicaFailure), which the app says at once, before any
+    progress deadline, in the same words at each of the ReplicaSet controller's retries."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD}, grant="shop")
+    app = {k: v for k, v in APP.items() if k != "progressDeadlineSeconds"}  # Kubernetes' 600 s
+    kit.webapp("shop", app)
+    kit.wait_ready("shop")
+    before = wait_for(lambda: running_web_pods(kit), 60, message="the web pod running")
+
+    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    wait_for(
+        lambda: kit.condition("shop").get("reason") == "RolloutStalled",
+        90,
+        message=f"RolloutStalled (now {kit.condition('shop')})",
+        ignore=(ApiError,),
+    )
+    message = kit.condition("shop")["message"]
+    assert "Deployment shop: its pods cannot be created" in message
+    assert "PodSecurity" in message
+    assert running_web_pods(kit) == before
+    wait_for(lambda: kit.events("RolloutStalled"), 30, message="RolloutStalled Event")
+
+    # A fix and a new change: the next rollout completes.
+    unlabel = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}}
+    kit.kube.patch(Namespace, kit.namespace, unlabel, patch_type=PatchType.MERGE)
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD_3}, grant="shop")
+    kit.wait_ready("shop", timeout=120)
+    assert kit.tracked("shop", "credentials") == 3
+    # Told once, however often the ReplicaSet controller retried meanwhile.
+    assert len(kit.events("RolloutStalled")) == 1
+    assert kit.canary_hits([PASSWORD, PASSWORD_2, PASSWORD_3]) == []

@@ -53,7 +53,10 @@ def test_a_stalled_rollout_is_ready_false_rolloutstalled_naming_the_deployment()
     cluster, _ = stalled_cluster()
     condition = ready(cluster, "shop")
     assert (condition["status"], condition["reason"]) == ("False", "RolloutStalled")
-    assert 'Deployment shop: ReplicaSet "shop-2" has timed out progressing.' in condition["message"]
+    assert (
+        'Deployment shop: no progress within its deadline (ReplicaSet "shop-2" has timed out '
+        "progressing.)" in condition["message"]
+    )
     assert "shop-queue-worker" not in condition["message"]  # it rolled out
     assert CANARY not in str(cluster.objects[("WebApp", NS, "shop")])
 
@@ -117,4 +120,33 @@ def test_a_stall_counts_only_for_the_template_the_controller_looked_at() -> None
     body["status"]["observedGeneration"] = 3
     entry = state.workload_entry("Deployment", body)
     assert entry is not None
-    assert entry.stalled == "timed out"
+    assert entry.stalled == "no progress within its deadline (timed out)"
+
+
+def test_pods_that_cannot_be_created_stall_a_rollout_at_once_in_the_same_words() -> None:
+    """ReplicaFailure (a quota, Pod Security admission): stalled before any deadline, and the
+    pod's name, new at each retry of the ReplicaSet controller, left out of the message, so
+    that a retry changes no status and tells nothing again."""
+
+    def entry(pod: str) -> state.WorkloadEntry | None:
+        failure = {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": f'pods "{pod}" is forbidden: exceeded quota: one, requested: pods=1',
+        }
+        body: dict[str, Any] = {
+            "metadata": {"name": "shop", "namespace": NS, "generation": 2},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "conditions": [failure]},
+        }
+        body["metadata"]["labels"] = {"twelvefactor.dev/webapp": "shop"}
+        return state.workload_entry("Deployment", body)
+
+    first, retry = entry("shop-5d8f7-x2x4z"), entry("shop-5d8f7-q9k7w")
+    assert first is not None
+    assert retry is not None
+    assert first.stalled == (
+        "its pods cannot be created (pods is forbidden: exceeded quota: one, requested: pods=1)"
+    )
+    assert retry.stalled == first.stalled

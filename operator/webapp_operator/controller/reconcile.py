@@ -1298,8 +1298,8 @@ async def reconcile_webapp(
             reasons.READY,
             "False",
             reasons.ROLLOUT_STALLED,
-            f"Rolling out environment {result.snapshot_name} made no progress within the "
-            f"progress deadline: {'; '.join(stalled)}",
+            f"Rolling out environment {result.snapshot_name} does not progress: "
+            f"{'; '.join(stalled)}",
         )
     else:
         ready = observe.ConditionSpec(

@@ -9,6 +9,7 @@ streams after a restart: no state is lost.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,8 +288,8 @@ class WorkloadEntry:
     # annotation of `kubectl rollout restart`): only a full apply takes back what it took, so
     # no rollout of it is a patch (reconcile.rollout_patch).
     shared: bool = False
-    # A Deployment whose controller gave up on its rollout (Progressing=False,
-    # ProgressDeadlineExceeded) for its current template: the controller's message.
+    # Why a Deployment's current template does not roll out (its pods cannot be created, or
+    # the controller gave up on them: `_stalled`); None while it progresses.
     stalled: str | None = None
 
     @property
@@ -377,17 +378,28 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
     )
 
 
+# The name of the pod a failed create was for (a new random one at each retry).
+_POD_NAME = re.compile(r'(?i)pods? "[^"]*" ')
+
+
 def _stalled(meta: Mapping[str, Any], status: Mapping[str, Any]) -> str | None:
-    """The Deployment controller's message when it gave up on the current template's rollout."""
+    """Why the current template's rollout does not progress, in the Deployment controller's
+    words: its pods cannot be created (ReplicaFailure: a quota, Pod Security admission), or it
+    gave up waiting for them (ProgressDeadlineExceeded). None while it progresses."""
     if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
         return None  # a newer template: the controller has not looked at it yet
-    for condition in status.get("conditions") or []:
-        if (
-            condition.get("type") == "Progressing"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "ProgressDeadlineExceeded"
-        ):
-            return str(condition.get("message") or "ProgressDeadlineExceeded")
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    failure = conditions.get("ReplicaFailure") or {}
+    if failure.get("status") == "True":
+        # Without the pod's name the message stays the same from one retry to the next.
+        message = _POD_NAME.sub("pods ", str(failure.get("message") or failure.get("reason")))
+        return f"its pods cannot be created ({message})"
+    progressing = conditions.get("Progressing") or {}
+    if (
+        progressing.get("status") == "False"
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
+        return f"no progress within its deadline ({progressing.get('message') or 'timed out'})"
     return None
 
 
