@@ -137,3 +137,28 @@ def test_pods_the_namespace_refuses_stall_the_rollout_at_once_and_are_told_once(
     # Told once, however often the ReplicaSet controller retried meanwhile.
     assert len(kit.events("RolloutStalled")) == 1
     assert kit.canary_hits([PASSWORD, PASSWORD_2, PASSWORD_3]) == []
+
+
+def test_a_restricted_app_runs_in_a_namespace_that_enforces_the_restricted_level(
+    kit: opkit.Kit,
+) -> None:
+    """`podSecurity: restricted` renders what Pod Security admission asks of each pod, for
+    every process: the namespace enforces the level from the start and every pod is admitted."""
+    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
+    kit.start_operator()
+    kit.secret("credentials", {"username": "admin", "password": PASSWORD}, grant="shop")
+    processes = {"web": {}, "queue-worker": {}, "beat-scheduler": {}}
+    spec = {**APP, "processes": processes, "podSecurity": "restricted", "runAsUser": 584792}
+    kit.webapp("shop", spec)
+    kit.wait_ready("shop", timeout=120)
+    pods = kit.objects(Pod, **{"twelvefactor.dev/webapp": "shop"})
+    assert sorted(p["metadata"]["labels"]["twelvefactor.dev/process"] for p in pods) == [
+        "beat-scheduler",
+        "queue-worker",
+        "web",
+    ]
+    for pod in pods:
+        assert pod["spec"]["securityContext"]["runAsUser"] == 584792
+    assert kit.events("RolloutStalled") == []
+    assert kit.canary_hits([PASSWORD]) == []

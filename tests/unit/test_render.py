@@ -272,3 +272,45 @@ def test_without_them_the_deployments_are_rendered_as_before() -> None:
 def test_a_bad_health_check_is_refused(check: dict[str, Any]) -> None:
     with pytest.raises(InvalidConfig):
         app(healthCheck=check)
+
+
+def test_restricted_pods_meet_the_restricted_pod_security_level() -> None:
+    result = render.render(
+        inputs(app(podSecurity="restricted", runAsUser=584792, runAsGroup=584792)), SETTINGS
+    )
+    for deployment in result.deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsUser": 584792,
+            "runAsGroup": 584792,
+        }
+        assert pod["containers"][0]["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+
+
+def test_a_user_alone_is_only_the_user() -> None:
+    pod = render.render(inputs(app(runAsUser=1000)), SETTINGS).deployments[0]["spec"]["template"]
+    assert pod["spec"]["securityContext"] == {"runAsUser": 1000}
+    assert "securityContext" not in pod["spec"]["containers"][0]
+
+
+def test_without_a_security_setting_no_security_context_is_rendered() -> None:
+    """As before they existed: an upgrade of the operator rolls no app."""
+    for deployment in render.render(inputs(app()), SETTINGS).deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert "securityContext" not in pod
+        assert "securityContext" not in pod["containers"][0]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"podSecurity": "baseline"}, {"runAsUser": 0}, {"runAsGroup": -1}],
+    ids=["unknown-level", "root", "negative-group"],
+)
+def test_a_bad_security_setting_is_refused(spec: dict[str, Any]) -> None:
+    with pytest.raises(InvalidConfig):
+        app(**spec)

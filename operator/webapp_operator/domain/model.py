@@ -443,6 +443,22 @@ class WebAppSpec(_Model):
         description="Readiness check of the web process (its pods only get traffic, and a "
         "rollout only goes on, once it passes). Omitted: no probe.",
     )
+    pod_security: Literal["restricted"] | None = Field(
+        default=None,
+        description="restricted: every pod meets the restricted Pod Security level (runs as "
+        "a non-root user, no privilege escalation, no capabilities, the runtime's default "
+        "seccomp profile), so the app runs in namespaces that enforce it. The image must run "
+        "as a numeric non-root user, or set runAsUser. Omitted: no security context.",
+    )
+    run_as_user: Annotated[int, Field(ge=1, le=2147483647)] | None = Field(
+        default=None,
+        description="The numeric user every container runs as (not root); the image's when "
+        "omitted.",
+    )
+    run_as_group: Annotated[int, Field(ge=0, le=2147483647)] | None = Field(
+        default=None,
+        description="The numeric group every container runs as; the image's when omitted.",
+    )
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] | None = Field(
         default=None,
         description="Seconds a rollout of a process may make no progress before the app "

@@ -251,7 +251,27 @@ def _container(
     resources = _resources(process, webapp, settings)
     if resources:
         container["resources"] = resources
+    if webapp.spec.pod_security == "restricted":
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
     return container
+
+
+def _pod_security_context(webapp: WebApp) -> dict[str, Any]:
+    """The pod's security context: what the restricted level asks of a pod, and the user and
+    group the app asked for."""
+    spec = webapp.spec
+    context: dict[str, Any] = {}
+    if spec.pod_security == "restricted":
+        context["runAsNonRoot"] = True
+        context["seccompProfile"] = {"type": "RuntimeDefault"}
+    if spec.run_as_user is not None:
+        context["runAsUser"] = spec.run_as_user
+    if spec.run_as_group is not None:
+        context["runAsGroup"] = spec.run_as_group
+    return context
 
 
 def _readiness_probe(check: HealthCheck) -> dict[str, Any]:
@@ -282,6 +302,9 @@ def _deployment(
     }
     if webapp.spec.service_account_name:
         pod_spec["serviceAccountName"] = webapp.spec.service_account_name
+    security = _pod_security_context(webapp)
+    if security:
+        pod_spec["securityContext"] = security
     strategy: dict[str, Any] = (
         {"type": "Recreate"}
         if kind == "scheduler"
