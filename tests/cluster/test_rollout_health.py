@@ -148,7 +148,7 @@ def test_a_restricted_app_runs_in_a_namespace_that_enforces_the_restricted_level
     kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
     kit.start_operator()
     kit.secret("credentials", {"username": "admin", "password": PASSWORD}, grant="shop")
-    processes = {"web": {}, "queue-worker": {}, "beat-scheduler": {}}
+    processes: dict[str, Any] = {"web": {}, "queue-worker": {}, "beat-scheduler": {}}
     spec = {**APP, "processes": processes, "podSecurity": "restricted", "runAsUser": 584792}
     kit.webapp("shop", spec)
     kit.wait_ready("shop", timeout=120)
