@@ -90,6 +90,10 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
         )
     if draw(st.booleans()):
         spec["progressDeadlineSeconds"] = draw(st.integers(-1, 10**6) | st.none())
+    if draw(st.booleans()):
+        spec["podSecurity"] = draw(st.sampled_from(["restricted", "baseline", "", None]))
+        spec["runAsUser"] = draw(st.integers(-1, 2**32) | st.none())
+        spec["runAsGroup"] = draw(st.integers(-1, 2**32) | st.none())
     return _app(**spec)
 
 
