@@ -35,6 +35,7 @@ from lightkube.resources.core_v1 import (
     Service,
     ServiceAccount,
 )
+from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBinding
 from lightkube.types import PatchType
 from tests.chart import chartkit
@@ -344,6 +345,19 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
         60,
         message="owned secret deleted",
     )
+
+    # An Ingress at the base URL: created, changed (another class), taken out (deleted).
+    def ingress_class() -> str | None:
+        found = kit.objects(Ingress, **{"twelvefactor.dev/webapp": "shop"})
+        return str(found[0]["spec"].get("ingressClassName")) if found else None
+
+    exposed = {**SEED, "processes": processes, "baseUrl": "https://shop.example.com/"}
+    kit.webapp("shop", {**exposed, "ingress": {"className": "one"}})
+    wait_for(lambda: ingress_class() == "one", 60, message="Ingress created")
+    kit.webapp("shop", {**exposed, "ingress": {"className": "two"}})
+    wait_for(lambda: ingress_class() == "two", 60, message="Ingress changed")
+    kit.webapp("shop", exposed)
+    wait_for(lambda: ingress_class() is None, 60, message="Ingress deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 

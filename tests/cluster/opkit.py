@@ -20,6 +20,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
+from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 from tests.cluster import support
 from tests.cluster.support import BackgroundProcess, wait_for
@@ -260,7 +261,7 @@ class Kit:
         writers (the Deployment controller updating status) do not show here.
         """
         writes: dict[str, str] = {}
-        for res in (WebApp, Secret, Deployment, Service, ConfigMap):
+        for res in (WebApp, Secret, Deployment, Service, Ingress, ConfigMap):
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 for entry in meta.get("managedFields") or []:
@@ -272,7 +273,7 @@ class Kit:
     def resource_versions(self) -> dict[str, str]:
         """Every object the operator could write in the namespace, by kind/name."""
         versions: dict[str, str] = {}
-        for res in (WebApp, Secret, Deployment, Service, ConfigMap):
+        for res in (WebApp, Secret, Deployment, Service, Ingress, ConfigMap):
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 versions[f"{res.__name__}/{meta['name']}"] = str(meta["resourceVersion"])
@@ -292,7 +293,7 @@ class Kit:
         def scan(where: str, text: str) -> None:
             hits.extend(f"{where}: {needle[:6]}..." for needle in needles if needle in text)
 
-        for res in (WebApp, Deployment, ReplicaSet, Service, ConfigMap, Pod, Event):
+        for res in (WebApp, Deployment, ReplicaSet, Service, Ingress, ConfigMap, Pod, Event):
             for obj in self.objects(res):
                 scan(f"{res.__name__}/{obj['metadata']['name']}", json.dumps(obj, default=str))
         for secret in self.objects(Secret):

@@ -281,7 +281,7 @@ class FakeCluster:
                 entry = state.secret_entry(copy.deepcopy(obj), snapshot_key=SNAPSHOT_KEY)
                 if entry.kind:
                     indexes.secrets.put(None, entry)
-            if kind in ("Deployment", "Service"):  # the informers' entries
+            if kind in ("Deployment", "Service", "Ingress"):  # the informers' entries
                 workload = state.workload_entry(kind, obj)
                 if workload is not None:
                     key = (workload.namespace, workload.app)

@@ -314,3 +314,92 @@ def test_without_a_security_setting_no_security_context_is_rendered() -> None:
 def test_a_bad_security_setting_is_refused(spec: dict[str, Any]) -> None:
     with pytest.raises(InvalidConfig):
         app(**spec)
+
+
+def test_an_ingress_serves_the_web_service_at_the_base_urls_host_and_path() -> None:
+    ingress_spec = {
+        "className": "nginx",
+        "tlsSecretName": "shop-tls",
+        "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+    }
+    result = render.render(
+        inputs(app(baseUrl="https://Shop.Example.com/store/", ingress=ingress_spec)), SETTINGS
+    )
+    ingress = result.ingress
+    assert ingress is not None
+    assert ingress["metadata"]["name"] == "shop"
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["metadata"]["ownerReferences"][0]["kind"] == "WebApp"
+    assert ingress["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "shop.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/store",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "shop", "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ],
+        "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
+    }
+    assert result.objects()[-1] is ingress
+    # The same base URL names the app's own address in its environment.
+    assert decoded(result.snapshot)["FLASK_BASE_URL"] == "https://Shop.Example.com/store/"
+
+
+def test_an_ingress_at_the_root_with_nothing_else() -> None:
+    ingress = render.render(
+        inputs(app(baseUrl="http://shop.example.com", ingress={})), SETTINGS
+    ).ingress
+    assert ingress is not None
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/"
+    assert set(ingress["spec"]) == {"rules"}
+    assert "annotations" not in ingress["metadata"]
+
+
+def test_no_ingress_unless_asked() -> None:
+    result = render.render(inputs(app(baseUrl="https://shop.example.com/")), SETTINGS)
+    assert result.ingress is None
+    assert [o["kind"] for o in result.objects()].count("Ingress") == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ({"ingress": {}}, "ingress needs baseUrl"),
+        ({"ingress": {}, "baseUrl": "http://10.0.0.1/"}, "is an IP address"),
+        ({"ingress": {}, "baseUrl": "http://[::1]/"}, "is an IP address"),
+        ({"ingress": {}, "baseUrl": "http://shop.example.com:8080/"}, "has a port"),
+        ({"ingress": {}, "baseUrl": "http://shop.example.com/?a=1"}, "query or a fragment"),
+        ({"ingress": {}, "baseUrl": "http://shop_1.example.com/"}, "not a DNS name"),
+        ({"ingress": {}, "baseUrl": "http://shop.example.com/a//b"}, "not a plain path"),
+        ({"ingress": {}, "baseUrl": "http://shop.example.com/../b"}, "not a plain path"),
+        (
+            {"ingress": {"annotations": {"twelvefactor.dev/applied": "x"}}, "baseUrl": "http://a"},
+            "the operator's own",
+        ),
+        ({"ingress": {"className": "Not_A_Name"}, "baseUrl": "http://a"}, "className"),
+    ],
+    ids=[
+        "no-base-url",
+        "ipv4",
+        "ipv6",
+        "port",
+        "query",
+        "underscore",
+        "double-slash",
+        "dot-dot",
+        "our-annotation",
+        "bad-class",
+    ],
+)
+def test_an_ingress_the_base_url_cannot_give_is_refused(spec: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidConfig) as refused:
+        app(**spec)
+    assert said in refused.value.message

@@ -248,6 +248,7 @@ WORKLOAD_KINDS: Final = (
     ("Deployment", "/apis/apps/v1", "deployments"),
     ("ReplicaSet", "/apis/apps/v1", "replicasets"),
     ("Service", "/api/v1", "services"),
+    ("Ingress", "/apis/networking.k8s.io/v1", "ingresses"),
 )
 
 

@@ -1212,7 +1212,7 @@ async def reconcile_webapp(
     rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     digests: dict[tuple[str, str], str] = {}
-    for obj in [*result.deployments, result.service]:
+    for obj in result.workloads():
         digest = stamp_applied(obj)
         digests[obj["kind"], obj["metadata"]["name"]] = digest
         key = (obj["kind"], namespace, obj["metadata"]["name"])
@@ -1258,6 +1258,8 @@ async def reconcile_webapp(
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
+        if kind == "Ingress" and result.ingress is None:  # spec.ingress taken out
+            await ctx.writer.delete("networking.k8s.io/v1", "Ingress", namespace, wname)
     if changed and ctx.urgent_besides is not None and ctx.urgent_besides(("webapp", *entry.key)):
         # Other apps wait for their new environment or are being rolled onto it (a fan-out):
         # their writes go first, and this app's status and notices follow as a follow-up, held

@@ -55,6 +55,10 @@ SECRET_REF_MESSAGE = "a Secret name has at most 253 characters"  # noqa: S105 (a
 IMAGE_PATTERN = r"^\S+$"
 # The base URL is an absolute http(s) URL; the operator checks its host and port too.
 BASE_URL_PATTERN = r"^https?://\S+$"
+# What an Ingress rule takes as its host (a lower-case DNS name) and as a Prefix path
+# (segments of URL-safe characters, none starting with ".", no "//").
+INGRESS_HOST_PATTERN = rf"^{DNS_SUBDOMAIN}$"
+INGRESS_PATH_PATTERN = r"^(/[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*)*/?$"
 # An absolute path, no whitespace (a probe's httpGet.path).
 HEALTH_PATH_PATTERN = r"^/\S*$"
 APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
@@ -156,6 +160,41 @@ class ProcessSpec(_Model):
     resources: Resources | None = Field(
         default=None, description="Overrides spec.resources for this process."
     )
+
+
+class Ingress(_Model):
+    """An Ingress for the web process's Service at spec.baseUrl: its host and path. The base
+    URL is where the app is reached; the Ingress is what makes it so (Juju's ingress
+    integration, which gives a paas-charm app its base URL)."""
+
+    class_name: str | None = Field(
+        default=None,
+        pattern=rf"^{DNS_SUBDOMAIN}$",
+        max_length=253,
+        description="The IngressClass (ingressClassName); the cluster's default when omitted.",
+    )
+    tls_secret_name: str | None = Field(
+        default=None,
+        pattern=rf"^{DNS_SUBDOMAIN}$",
+        max_length=253,
+        description="A TLS Secret for the host (cert-manager can make it from an annotation); "
+        "no TLS section when omitted.",
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Annotations of the Ingress, for its controller or for cert-manager "
+        "(e.g. cert-manager.io/cluster-issuer: letsencrypt).",
+    )
+
+    @field_validator("annotations")
+    @classmethod
+    def _not_ours(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if key.startswith("twelvefactor.dev/"):
+                msg = f"annotation {key!r}: the twelvefactor.dev/ prefix is the operator's own"
+                raise ValueError(msg)
+        return value
 
 
 class HealthCheck(_Model):
@@ -438,6 +477,11 @@ class WebAppSpec(_Model):
         ),
     )
 
+    ingress: Ingress | None = Field(
+        default=None,
+        description="Expose the web process at spec.baseUrl (required with it) through an "
+        "Ingress named after the app: the URL's host, its path as a prefix.",
+    )
     health_check: HealthCheck | None = Field(
         default=None,
         description="Readiness check of the web process (its pods only get traffic, and a "
@@ -546,6 +590,34 @@ class WebAppSpec(_Model):
                 msg = f"unknown integration {name!r}; known: {', '.join(INTEGRATIONS)}"
                 raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _ingress_at_the_base_url(self) -> WebAppSpec:
+        if self.ingress is None:
+            return self
+        if self.base_url is None:
+            msg = "ingress needs baseUrl: the Ingress serves the app at its host and path"
+            raise ValueError(msg)
+        parts = urllib.parse.urlsplit(self.base_url)
+        host = parts.hostname or ""
+        if re.match(r"^[0-9.]+$", host) or ":" in host:
+            msg = f"ingress: the host of baseUrl ({host}) is an IP address, not a DNS name"
+            raise ValueError(msg)
+        if parts.port is not None:
+            msg = "ingress: baseUrl has a port; an Ingress serves the standard ports only"
+            raise ValueError(msg)
+        if parts.query or parts.fragment:
+            msg = "ingress: baseUrl has a query or a fragment; an Ingress routes by host and path"
+            raise ValueError(msg)
+        if not re.match(INGRESS_HOST_PATTERN, host):
+            msg = f"ingress: the host of baseUrl ({host}) is not a DNS name an Ingress takes"
+            raise ValueError(msg)
+        if not re.match(INGRESS_PATH_PATTERN, parts.path or "/"):
+            msg = (
+                f"ingress: the path of baseUrl ({parts.path}) is not a plain path an Ingress takes"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _cross_field(self) -> WebAppSpec:

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -92,14 +93,19 @@ class Rendered:
     snapshot: dict[str, Any] = field(repr=False)
     deployments: tuple[dict[str, Any], ...]
     service: dict[str, Any]
+    ingress: dict[str, Any] | None = None
 
     @property
     def snapshot_name(self) -> str:
         return str(self.snapshot["metadata"]["name"])
 
+    def workloads(self) -> list[dict[str, Any]]:
+        """The objects applied after the snapshot: Deployments, the Service, the Ingress."""
+        return [*self.deployments, self.service, *([self.ingress] if self.ingress else [])]
+
     def objects(self) -> list[dict[str, Any]]:
         """In apply order: the snapshot first, so no pod can start before it exists."""
-        return [self.snapshot, *self.deployments, self.service]
+        return [self.snapshot, *self.workloads()]
 
 
 def deployment_name(app: str, process: str) -> str:
@@ -341,6 +347,39 @@ def _service(webapp: WebApp, port: int) -> dict[str, Any]:
     }
 
 
+def _ingress(webapp: WebApp) -> dict[str, Any] | None:
+    """The Ingress at the base URL's host and path (the model checked both), to the Service."""
+    ingress, base_url = webapp.spec.ingress, webapp.spec.base_url
+    if ingress is None or base_url is None:
+        return None
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    path = parts.path.rstrip("/") or "/"
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": "web"}
+    metadata = _metadata(webapp, webapp.name, labels)
+    if ingress.annotations:
+        metadata["annotations"] = dict(ingress.annotations)
+    backend = {"service": {"name": webapp.name, "port": {"name": "http"}}}
+    spec: dict[str, Any] = {
+        "rules": [
+            {
+                "host": host,
+                "http": {"paths": [{"path": path, "pathType": "Prefix", "backend": backend}]},
+            }
+        ]
+    }
+    if ingress.class_name:
+        spec["ingressClassName"] = ingress.class_name
+    if ingress.tls_secret_name:
+        spec["tls"] = [{"hosts": [host], "secretName": ingress.tls_secret_name}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
 def env_inputs(inputs: RenderInputs, settings: Settings) -> envrules.EnvInputs:
     """What the env rules need, taken from the WebApp, its resolved secrets and the settings."""
     spec = inputs.webapp.spec
@@ -384,7 +423,7 @@ def _check_unique_names(webapp: WebApp) -> None:
 
 
 def render(inputs: RenderInputs, settings: Settings) -> Rendered:
-    """The snapshot, the Deployments and the Service of one WebApp."""
+    """The snapshot, the Deployments, the Service and the Ingress (if any) of one WebApp."""
     webapp = inputs.webapp
     _check_unique_names(webapp)
     rules_inputs = env_inputs(inputs, settings)
@@ -403,4 +442,5 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
         snapshot=snapshot,
         deployments=deployments,
         service=_service(webapp, port),
+        ingress=_ingress(webapp),
     )

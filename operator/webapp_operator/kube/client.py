@@ -154,6 +154,7 @@ _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("apps/v1", "ReplicaSet"): ("/apis/apps/v1", "replicasets"),
+    ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     (f"{GROUP}/{VERSION}", KIND): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 

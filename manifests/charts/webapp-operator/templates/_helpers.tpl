@@ -62,12 +62,13 @@ app.kubernetes.io/part-of: webapp-operator
 {{/*
 The operator's permissions in every namespace it watches, derived from what the code calls
 (tests/chart/test_chart_rbac.py holds the table; test_chart_cluster.py the evidence):
-- Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets
-  and Services (its indexes and event handlers); the operator patches WebApp status only;
+- Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets,
+  Services and Ingresses (its indexes and event handlers); the operator patches WebApp status
+  only;
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
   annotations and data merge-patched, pruned ones deleted;
-- Deployments and Services are written by server-side apply (PATCH; creating through apply
-  needs `create` too), obsolete Deployments deleted;
+- Deployments, Services and Ingresses are written by server-side apply (PATCH; creating through
+  apply needs `create` too), obsolete Deployments and Ingresses deleted;
 - Events are created (core/v1).
 No `get`: the operator reads these only through its watches.
 */}}
@@ -90,6 +91,9 @@ No `get`: the operator reads these only through its watches.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
