@@ -385,6 +385,10 @@ def test_no_ingress_unless_asked() -> None:
             "the operator's own",
         ),
         ({"ingress": {"className": "Not_A_Name"}, "baseUrl": "http://a"}, "className"),
+        (
+            {"ingress": {"annotations": {"bad key": "x"}}, "baseUrl": "http://a"},
+            "not a Kubernetes annotation key",
+        ),
     ],
     ids=[
         "no-base-url",
@@ -397,6 +401,7 @@ def test_no_ingress_unless_asked() -> None:
         "dot-dot",
         "our-annotation",
         "bad-class",
+        "bad-annotation-key",
     ],
 )
 def test_an_ingress_the_base_url_cannot_give_is_refused(spec: dict[str, Any], said: str) -> None:

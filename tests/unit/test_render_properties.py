@@ -71,7 +71,17 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["baseUrl"] = draw(
             st.sampled_from(
-                ["http://x", "https://" + "a" * 300, "http://[::1", "http://x:1" + "0" * 30]
+                [
+                    "http://x",
+                    "https://" + "a" * 300,
+                    "http://[::1",
+                    "http://x:1" + "0" * 30,
+                    "https://shop.example.com/a/b/",
+                    "http://Shop.EXAMPLE.com",
+                    "http://10.1.2.3/",
+                    "http://a.b/%2e%2e/",
+                    "http://a.b/x?y#z",
+                ]
             )
         )
     if draw(st.booleans()):
@@ -90,6 +100,21 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
         )
     if draw(st.booleans()):
         spec["progressDeadlineSeconds"] = draw(st.integers(-1, 10**6) | st.none())
+    if draw(st.booleans()):
+        spec["ingress"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "className": st.sampled_from(["nginx", "Bad_Name", ""]),
+                    "tlsSecretName": st.sampled_from(["tls", "x" * 300]),
+                    "annotations": st.dictionaries(
+                        st.sampled_from(["a", "twelvefactor.dev/x", "bad key", ""]),
+                        st.text(max_size=5),
+                        max_size=2,
+                    ),
+                },
+            )
+        )
     if draw(st.booleans()):
         spec["podSecurity"] = draw(st.sampled_from(["restricted", "baseline", "", None]))
         spec["runAsUser"] = draw(st.integers(-1, 2**32) | st.none())

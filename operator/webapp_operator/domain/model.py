@@ -59,6 +59,8 @@ BASE_URL_PATTERN = r"^https?://\S+$"
 # (segments of URL-safe characters, none starting with ".", no "//").
 INGRESS_HOST_PATTERN = rf"^{DNS_SUBDOMAIN}$"
 INGRESS_PATH_PATTERN = r"^(/[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*)*/?$"
+# The name part of an annotation key (after an optional DNS-subdomain prefix and "/").
+ANNOTATION_NAME_PATTERN = r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 # An absolute path, no whitespace (a probe's httpGet.path).
 HEALTH_PATH_PATTERN = r"^/\S*$"
 APP_SECRET_KEY_OPTION = "app-secret-key"  # noqa: S105 (an option name)
@@ -191,7 +193,13 @@ class Ingress(_Model):
     @classmethod
     def _not_ours(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for key in value or {}:
-            if key.startswith("twelvefactor.dev/"):
+            prefix, _, name = key.rpartition("/")
+            if not re.match(ANNOTATION_NAME_PATTERN, name) or (
+                prefix and not (re.match(rf"^{DNS_SUBDOMAIN}$", prefix) and len(prefix) <= 253)
+            ):
+                msg = f"annotation {key!r} is not a Kubernetes annotation key ([prefix/]name)"
+                raise ValueError(msg)
+            if prefix == "twelvefactor.dev":
                 msg = f"annotation {key!r}: the twelvefactor.dev/ prefix is the operator's own"
                 raise ValueError(msg)
         return value
