@@ -1,7 +1,8 @@
 """Offline commands: `render` (what the operator would create) and `crd` (the schema).
 
 `render` reads WebApps and Secrets from files, checks opt-in labels and grants as the cluster
-would, and prints the environment snapshot, the Deployments and the Service of each WebApp.
+would, and prints the environment snapshot, the Deployments, the Service and the Ingress (with
+`spec.ingress`) of each WebApp.
 Values from Secrets are redacted unless `--reveal`; the snapshot's values are shown as
 `stringData` so a person can read them (the operator writes the same values as `data`).
 The snapshot's name suffix is an HMAC under the cluster's own key, so offline it differs from
@@ -39,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "render",
         help="print the objects the operator would create, without a cluster",
         description="Read WebApps and Secrets from files and print the environment snapshot, "
-        "Deployments and Service the operator would create for each WebApp.",
+        "Deployments, Service and Ingress the operator would create for each WebApp.",
     )
     render_cmd.add_argument(
         "-f",
