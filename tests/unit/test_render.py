@@ -380,6 +380,7 @@ def test_no_ingress_unless_asked() -> None:
         ({"ingress": {}, "baseUrl": "http://shop_1.example.com/"}, "not a DNS name"),
         ({"ingress": {}, "baseUrl": "http://shop.example.com/a//b"}, "not a plain path"),
         ({"ingress": {}, "baseUrl": "http://shop.example.com/../b"}, "not a plain path"),
+        ({"ingress": {}, "baseUrl": "http://shop.example.com/a%2Fb"}, "not a plain path"),
         (
             {"ingress": {"annotations": {"twelvefactor.dev/applied": "x"}}, "baseUrl": "http://a"},
             "the operator's own",
@@ -399,6 +400,7 @@ def test_no_ingress_unless_asked() -> None:
         "underscore",
         "double-slash",
         "dot-dot",
+        "encoded-slash",
         "our-annotation",
         "bad-class",
         "bad-annotation-key",

@@ -56,7 +56,7 @@ IMAGE_PATTERN = r"^\S+$"
 # The base URL is an absolute http(s) URL; the operator checks its host and port too.
 BASE_URL_PATTERN = r"^https?://\S+$"
 # What an Ingress rule takes as its host (a lower-case DNS name) and as a Prefix path
-# (segments of URL-safe characters, none starting with ".", no "//").
+# (segments of URL-safe characters, none starting with ".", no "//"; no encoded "/" either).
 INGRESS_HOST_PATTERN = rf"^{DNS_SUBDOMAIN}$"
 INGRESS_PATH_PATTERN = r"^(/[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*)*/?$"
 # The name part of an annotation key (after an optional DNS-subdomain prefix and "/").
@@ -620,7 +620,7 @@ class WebAppSpec(_Model):
         if not re.match(INGRESS_HOST_PATTERN, host):
             msg = f"ingress: the host of baseUrl ({host}) is not a DNS name an Ingress takes"
             raise ValueError(msg)
-        if not re.match(INGRESS_PATH_PATTERN, parts.path or "/"):
+        if not re.match(INGRESS_PATH_PATTERN, parts.path or "/") or "%2f" in parts.path.lower():
             msg = (
                 f"ingress: the path of baseUrl ({parts.path}) is not a plain path an Ingress takes"
             )
