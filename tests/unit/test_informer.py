@@ -71,15 +71,22 @@ def listing(version: str, *items: dict[str, Any], cont: str = "") -> Answer:
 
 
 async def run_until(
-    server: Server, done: Callable[[list[tuple[str, Any, Any]]], bool]
+    server: Server,
+    done: Callable[[list[tuple[str, Any, Any]]], bool],
+    optional: bool = False,
+    watch: Callable[[informer.Informer[Any]], None] | None = None,
 ) -> tuple[list[tuple[str, Any, Any]], informer.Informer[Any]]:
     seen: list[tuple[str, Any, Any]] = []
     async with serving(server.handle) as port:
         http = transport.Transport(config(port, {"token": "t"}))
-        one = informer.Informer(http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)))
+        one = informer.Informer(
+            http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)), optional
+        )
         task = asyncio.create_task(one.run())
         try:
             for _ in range(400):
+                if watch is not None:
+                    watch(one)
                 if done(seen):
                     break
                 await asyncio.sleep(0.01)
@@ -235,3 +242,26 @@ def test_kopf_retries_api_errors_for_ever_with_a_fresh_sequence_per_request() ->
     assert first[:8] == [1, 1, 2, 3, 5, 8, 13, 21]
     assert first[8:] == [30.0] * 4
     assert list(itertools.islice(backoffs, 3)) == [1, 1, 2]  # not used up by the first request
+
+
+FORBIDDEN: Answer = (403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+
+
+@pytest.mark.parametrize("optional", [True, False], ids=["optional", "required"])
+def test_a_denied_collection_is_empty_if_optional_and_listed_again(optional: bool) -> None:
+    """An optional collection (Ingresses, which an upgrade may not have granted yet) that the
+    API server refuses counts as synced and empty, so the operator gets ready and everything
+    else works; a required one keeps the operator waiting. Both are listed again, and a grant
+    brings their objects in."""
+    server = Server(lists=[FORBIDDEN, listing("10", obj("a", "5"))], watches=[])
+    synced_while_denied: list[bool] = []
+
+    def look(one: informer.Informer[Any]) -> None:
+        if len(server.requests) == 1:
+            synced_while_denied.append(one.synced.is_set() and not one.store)
+
+    seen, one = asyncio.run(run_until(server, lambda s: bool(s), optional, look))
+    assert any(synced_while_denied) is optional
+    # Once granted: a relist's difference to the empty store (as after a 410) or the first list.
+    assert seen == [("ADDED" if optional else "LISTED", None, ("a", 1))]
+    assert one.synced.is_set()

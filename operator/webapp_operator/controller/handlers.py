@@ -244,11 +244,13 @@ class Workloads:
 
 
 # (kind, API prefix, plural) of what the operator renders and watches through informers.
+# (kind, API prefix, plural, optional): an optional kind the operator may be denied (an
+# upgrade that kept an older RBAC) is taken as empty, and only apps that use it fail.
 WORKLOAD_KINDS: Final = (
-    ("Deployment", "/apis/apps/v1", "deployments"),
-    ("ReplicaSet", "/apis/apps/v1", "replicasets"),
-    ("Service", "/api/v1", "services"),
-    ("Ingress", "/apis/networking.k8s.io/v1", "ingresses"),
+    ("Deployment", "/apis/apps/v1", "deployments", False),
+    ("ReplicaSet", "/apis/apps/v1", "replicasets", False),
+    ("Service", "/api/v1", "services", False),
+    ("Ingress", "/apis/networking.k8s.io/v1", "ingresses", True),
 )
 
 
@@ -392,7 +394,7 @@ def informers(
     for namespace in scopes:
         collection = informer.Collection("/api/v1", "secrets", revisions.WATCH_SELECTOR, namespace)
         made.append(informer.Informer(http, collection, secret, fed))
-    for kind, prefix, plural in WORKLOAD_KINDS:
+    for kind, prefix, plural, optional in WORKLOAD_KINDS:
 
         def parse(body: Mapping[str, Any], kind: str = kind) -> state.WorkloadEntry | None:
             return state.workload_entry(kind, body)
@@ -400,7 +402,9 @@ def informers(
         for namespace in scopes:
             collection = informer.Collection(prefix, plural, MANAGED_SELECTOR, namespace)
             made.append(
-                informer.Informer(http, collection, parse, lambda _t, old, new: feed(old, new))
+                informer.Informer(
+                    http, collection, parse, lambda _t, old, new: feed(old, new), optional
+                )
             )
     return made
 

@@ -81,11 +81,15 @@ class Informer(Generic[E]):
         collection: Collection,
         parse: Callable[[Mapping[str, Any]], E | None],
         on_change: OnChange[E],
+        optional: bool = False,
     ) -> None:
         self.http = http
         self.collection = collection
         self.parse = parse
         self.on_change = on_change
+        # A collection the operator may be denied (403: an upgrade whose RBAC is older) without
+        # stopping everything else: it counts as synced, empty, and is listed again and again.
+        self.optional = optional
         self.store: dict[tuple[str, str], E] = {}
         self.synced = asyncio.Event()
         self.relists = 0
@@ -117,6 +121,14 @@ class Informer(Generic[E]):
                 TypeError,
             ) as error:
                 self.reconnects += 1
+                denied = isinstance(error, ListError) and error.code == 403
+                if denied and self.optional and not self.synced.is_set():
+                    logger.warning(
+                        "%s: listing refused (403), taken as empty for now; grant list, watch, "
+                        "create, patch and delete on them (the chart's RBAC does)",
+                        self.collection,
+                    )
+                    self.synced.set()
                 logger.warning(
                     "watch of %s interrupted (%s); again in %.1f s",
                     self.collection,
