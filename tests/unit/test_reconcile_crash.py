@@ -123,6 +123,8 @@ class FakeCluster:
     # Deployments whose next rollouts the Deployment controller gives up on at once (their new
     # pods never ready, the progress deadline passed), until taken out of the set.
     stalling: set[str] = field(default_factory=set)
+    # Kinds the operator may not write here (403), as with an RBAC older than its code.
+    denied: set[str] = field(default_factory=set)
 
     def _write(self, what: str) -> None:
         if self.crash_at is not None and len(self.writes) >= self.crash_at:
@@ -148,6 +150,11 @@ class FakeCluster:
     # ------------------------------------------------------------------ reconcile.Writer
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
+        if obj["kind"] in self.denied:
+            from lightkube.core.exceptions import ApiError
+            from lightkube.models.meta_v1 import Status
+
+            raise ApiError(status=Status(code=403, reason="Forbidden"))
         self._write(f"apply {obj['kind']}/{obj['metadata']['name']}")
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
         self._store(key, copy.deepcopy(dict(obj)))

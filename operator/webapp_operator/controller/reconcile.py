@@ -1244,6 +1244,21 @@ async def reconcile_webapp(
         if not isinstance(outcome, BaseException):
             ctx.remember(written, digest)
     if failures:
+        denied = [
+            obj["kind"]
+            for (obj, _, _, _), outcome in zip(changed, outcomes, strict=True)
+            if _denied(outcome) and obj["kind"] == "Ingress"
+        ]
+        if denied:
+            # The operator may not write Ingresses (an RBAC older than spec.ingress): say so on
+            # the app, and try again (a grant is not something any watch tells).
+            msg = (
+                f"WebApp {namespace}/{name}: spec.ingress: the operator may not write Ingresses "
+                "(403); grant it create, patch, list, watch and delete on ingresses "
+                "(networking.k8s.io), as the chart's RBAC does, or take spec.ingress out"
+            )
+            await _fail(ctx, entry, InvalidConfigError(msg), generation)
+            return ctx.backoff(("Ingress", namespace, name))
         refused = next((f for f in failures if _refused(f)), None)
         if refused is not None:
             # The API server will not take what the spec renders (a webhook, a limit): say so
@@ -1254,6 +1269,7 @@ async def reconcile_webapp(
             return None
         raise failures[0]
 
+    ctx.succeeded(("Ingress", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
@@ -1514,6 +1530,12 @@ def _event_name(about: str, kind: str, uid: str, *what: str) -> str:
     object's uid and what the notice announces (the API server refuses a second of a name)."""
     digest = hashlib.sha256("\n".join([uid, *what]).encode()).hexdigest()[:12]
     return f"{about[:180]}.{kind}.{digest}"
+
+
+def _denied(outcome: object) -> bool:
+    from lightkube.core.exceptions import ApiError
+
+    return isinstance(outcome, ApiError) and outcome.status.code == 403
 
 
 def _refused(error: BaseException) -> bool:
