@@ -27,6 +27,7 @@ import pytest
 from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Namespace,
@@ -358,6 +359,26 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     wait_for(lambda: ingress_class() == "two", 60, message="Ingress changed")
     kit.webapp("shop", exposed)
     wait_for(lambda: ingress_class() is None, 60, message="Ingress deleted")
+
+    # An autoscaled web process: its HorizontalPodAutoscaler created, changed, deleted.
+    def most() -> int | None:
+        found = kit.objects(HorizontalPodAutoscaler, **{"twelvefactor.dev/webapp": "shop"})
+        return int(found[0]["spec"]["maxReplicas"]) if found else None
+
+    def scaled(top: int) -> dict[str, Any]:
+        web = {**processes["web"], "autoscale": {"maxReplicas": top}}
+        return {
+            **exposed,
+            "processes": {**processes, "web": web},
+            "resources": {"requests": {"cpu": "100m"}},
+        }
+
+    kit.webapp("shop", scaled(3))
+    wait_for(lambda: most() == 3, 60, message="HorizontalPodAutoscaler created")
+    kit.webapp("shop", scaled(4))
+    wait_for(lambda: most() == 4, 60, message="HorizontalPodAutoscaler changed")
+    kit.webapp("shop", exposed)
+    wait_for(lambda: most() is None, 60, message="HorizontalPodAutoscaler deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 

@@ -19,6 +19,7 @@ from lightkube import ApiError, Client
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
@@ -261,7 +262,15 @@ class Kit:
         writers (the Deployment controller updating status) do not show here.
         """
         writes: dict[str, str] = {}
-        for res in (WebApp, Secret, Deployment, Service, Ingress, ConfigMap):
+        for res in (
+            WebApp,
+            Secret,
+            Deployment,
+            Service,
+            Ingress,
+            HorizontalPodAutoscaler,
+            ConfigMap,
+        ):
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 for entry in meta.get("managedFields") or []:
@@ -273,7 +282,15 @@ class Kit:
     def resource_versions(self) -> dict[str, str]:
         """Every object the operator could write in the namespace, by kind/name."""
         versions: dict[str, str] = {}
-        for res in (WebApp, Secret, Deployment, Service, Ingress, ConfigMap):
+        for res in (
+            WebApp,
+            Secret,
+            Deployment,
+            Service,
+            Ingress,
+            HorizontalPodAutoscaler,
+            ConfigMap,
+        ):
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 versions[f"{res.__name__}/{meta['name']}"] = str(meta["resourceVersion"])
@@ -293,7 +310,17 @@ class Kit:
         def scan(where: str, text: str) -> None:
             hits.extend(f"{where}: {needle[:6]}..." for needle in needles if needle in text)
 
-        for res in (WebApp, Deployment, ReplicaSet, Service, Ingress, ConfigMap, Pod, Event):
+        for res in (
+            WebApp,
+            Deployment,
+            ReplicaSet,
+            Service,
+            Ingress,
+            HorizontalPodAutoscaler,
+            ConfigMap,
+            Pod,
+            Event,
+        ):
             for obj in self.objects(res):
                 scan(f"{res.__name__}/{obj['metadata']['name']}", json.dumps(obj, default=str))
         for secret in self.objects(Secret):

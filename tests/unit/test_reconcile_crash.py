@@ -288,7 +288,12 @@ class FakeCluster:
                 entry = state.secret_entry(copy.deepcopy(obj), snapshot_key=SNAPSHOT_KEY)
                 if entry.kind:
                     indexes.secrets.put(None, entry)
-            if kind in ("Deployment", "Service", "Ingress"):  # the informers' entries
+            if kind in (
+                "Deployment",
+                "Service",
+                "Ingress",
+                "HorizontalPodAutoscaler",
+            ):  # the informers' entries
                 workload = state.workload_entry(kind, obj)
                 if workload is not None:
                     key = (workload.namespace, workload.app)

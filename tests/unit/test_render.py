@@ -410,3 +410,67 @@ def test_an_ingress_the_base_url_cannot_give_is_refused(spec: dict[str, Any], sa
     with pytest.raises(InvalidConfig) as refused:
         app(**spec)
     assert said in refused.value.message
+
+
+def scaled_app(**web: Any) -> model.WebApp:
+    processes = {
+        "web": {"command": ["gunicorn"], **web},
+        "celery-worker": {"command": ["celery", "worker"], "replicas": 3},
+    }
+    return app(processes=processes, resources={"requests": {"cpu": "250m"}})
+
+
+def test_an_autoscaled_process_gets_an_autoscaler_and_no_replica_count() -> None:
+    result = render.render(
+        inputs(scaled_app(autoscale={"minReplicas": 2, "maxReplicas": 6, "cpuUtilization": 70})),
+        SETTINGS,
+    )
+    web = next(d for d in result.deployments if d["metadata"]["name"] == "shop")
+    worker = next(d for d in result.deployments if d["metadata"]["name"] == "shop-celery-worker")
+    assert "replicas" not in web["spec"]  # the autoscaler's: never applied, never taken back
+    assert worker["spec"]["replicas"] == 3
+    (scaler,) = result.autoscalers
+    assert scaler["metadata"]["name"] == "shop"
+    assert scaler["metadata"]["ownerReferences"][0]["kind"] == "WebApp"
+    assert scaler["spec"] == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"},
+        "minReplicas": 2,
+        "maxReplicas": 6,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 70},
+                },
+            }
+        ],
+    }
+    assert result.objects()[-1] is scaler
+
+
+def test_no_autoscaler_unless_asked() -> None:
+    assert render.render(inputs(app()), SETTINGS).autoscalers == ()
+
+
+def test_autoscale_without_a_cpu_request_is_refused_naming_the_process() -> None:
+    webapp = app(processes={"web": {"autoscale": {"maxReplicas": 3}}})
+    with pytest.raises(InvalidConfig) as refused:
+        render.render(inputs(webapp), SETTINGS)
+    assert "process 'web': autoscale needs a CPU request" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("processes", "said"),
+    [
+        ({"web": {"autoscale": {"minReplicas": 5, "maxReplicas": 3}}}, "above maxReplicas"),
+        ({"web": {"replicas": 2, "autoscale": {"maxReplicas": 3}}}, "not both"),
+        ({"beat-scheduler": {"autoscale": {"maxReplicas": 3}}}, "no autoscale"),
+        ({"web": {"autoscale": {}}}, "maxReplicas"),
+    ],
+    ids=["min-above-max", "replicas-too", "scheduler", "no-max"],
+)
+def test_a_bad_autoscale_is_refused(processes: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidConfig) as refused:
+        app(processes=processes)
+    assert said in refused.value.message

@@ -116,6 +116,25 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
     if draw(st.booleans()):
+        autoscale = st.fixed_dictionaries(
+            {},
+            optional={
+                "minReplicas": st.integers(-1, 1001),
+                "maxReplicas": st.integers(-1, 1001),
+                "cpuUtilization": st.integers(0, 2000),
+            },
+        )
+        names = st.sampled_from(["web", "queue-worker", "beat-scheduler"])
+        spec["processes"] = draw(
+            st.dictionaries(
+                names,
+                st.fixed_dictionaries(
+                    {}, optional={"autoscale": autoscale, "replicas": st.integers(0, 3)}
+                ),
+                max_size=3,
+            )
+        )
+    if draw(st.booleans()):
         spec["podSecurity"] = draw(st.sampled_from(["restricted", "baseline", "", None]))
         spec["runAsUser"] = draw(st.integers(-1, 2**32) | st.none())
         spec["runAsGroup"] = draw(st.integers(-1, 2**32) | st.none())

@@ -165,7 +165,7 @@ def test_an_ingress_the_operator_may_not_write_is_a_condition_and_is_tried_again
     asyncio.run(settle(cluster))
     condition = ready(cluster, "shop")
     assert (condition["status"], condition["reason"]) == ("False", "InvalidConfig")
-    assert "the operator may not write Ingresses (403)" in condition["message"]
+    assert "spec.ingress: the operator may not write ingresses (403)" in condition["message"]
     assert ("Deployment", NS, "shop") in cluster.objects
     assert [e[0] for e in cluster.events].count("InvalidConfig") == 1
     cluster.denied.clear()

@@ -251,6 +251,7 @@ WORKLOAD_KINDS: Final = (
     ("ReplicaSet", "/apis/apps/v1", "replicasets", False),
     ("Service", "/api/v1", "services", False),
     ("Ingress", "/apis/networking.k8s.io/v1", "ingresses", True),
+    ("HorizontalPodAutoscaler", "/apis/autoscaling/v2", "horizontalpodautoscalers", True),
 )
 
 

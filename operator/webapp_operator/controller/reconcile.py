@@ -1244,21 +1244,24 @@ async def reconcile_webapp(
         if not isinstance(outcome, BaseException):
             ctx.remember(written, digest)
     if failures:
-        denied = [
-            obj["kind"]
-            for (obj, _, _, _), outcome in zip(changed, outcomes, strict=True)
-            if _denied(outcome) and obj["kind"] == "Ingress"
-        ]
+        denied = sorted(
+            {
+                obj["kind"]
+                for (obj, _, _, _), outcome in zip(changed, outcomes, strict=True)
+                if _denied(outcome) and obj["kind"] in OPTIONAL_KINDS
+            }
+        )
         if denied:
-            # The operator may not write Ingresses (an RBAC older than spec.ingress): say so on
-            # the app, and try again (a grant is not something any watch tells).
-            msg = (
-                f"WebApp {namespace}/{name}: spec.ingress: the operator may not write Ingresses "
-                "(403); grant it create, patch, list, watch and delete on ingresses "
-                "(networking.k8s.io), as the chart's RBAC does, or take spec.ingress out"
+            # The operator may not write them (an RBAC older than the fields that ask for
+            # them): say so on the app, and try again (no watch tells of a grant).
+            msg = f"WebApp {namespace}/{name}: " + "; ".join(
+                f"{field}: the operator may not write {resource} (403); grant it list, watch, "
+                f"create, patch and delete on {resource} ({group}), as the chart's RBAC does, "
+                "or take the field out"
+                for group, resource, field in (OPTIONAL_KINDS[kind] for kind in denied)
             )
             await _fail(ctx, entry, InvalidConfigError(msg), generation)
-            return ctx.backoff(("Ingress", namespace, name))
+            return ctx.backoff(("optional", namespace, name))
         refused = next((f for f in failures if _refused(f)), None)
         if refused is not None:
             # The API server will not take what the spec renders (a webhook, a limit): say so
@@ -1269,13 +1272,16 @@ async def reconcile_webapp(
             return None
         raise failures[0]
 
-    ctx.succeeded(("Ingress", namespace, name))
+    ctx.succeeded(("optional", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}
+    scalers = {a["metadata"]["name"] for a in result.autoscalers}
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
         if kind == "Ingress" and result.ingress is None:  # spec.ingress taken out
             await ctx.writer.delete("networking.k8s.io/v1", "Ingress", namespace, wname)
+        if kind == "HorizontalPodAutoscaler" and wname not in scalers:  # autoscale taken out
+            await ctx.writer.delete("autoscaling/v2", kind, namespace, wname)
     if changed and ctx.urgent_besides is not None and ctx.urgent_besides(("webapp", *entry.key)):
         # Other apps wait for their new environment or are being rolled onto it (a fan-out):
         # their writes go first, and this app's status and notices follow as a follow-up, held
@@ -1530,6 +1536,18 @@ def _event_name(about: str, kind: str, uid: str, *what: str) -> str:
     object's uid and what the notice announces (the API server refuses a second of a name)."""
     digest = hashlib.sha256("\n".join([uid, *what]).encode()).hexdigest()[:12]
     return f"{about[:180]}.{kind}.{digest}"
+
+
+# Kinds the operator writes only when a field asks (its RBAC may predate them): kind ->
+# (API group, resource, the field).
+OPTIONAL_KINDS: Final = {
+    "Ingress": ("networking.k8s.io", "ingresses", "spec.ingress"),
+    "HorizontalPodAutoscaler": (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        "spec.processes.<process>.autoscale",
+    ),
+}
 
 
 def _denied(outcome: object) -> bool:

@@ -142,6 +142,26 @@ class Resources(_Model):
         return self
 
 
+class Autoscale(_Model):
+    """A HorizontalPodAutoscaler for a process: between minReplicas and maxReplicas pods, to
+    keep their CPU use near cpuUtilization percent of their CPU request (which it needs)."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1, description="The fewest pods."
+    )
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = Field(description="The most pods.")
+    cpu_utilization: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=80, description="Target CPU use, in percent of each pod's CPU request."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            msg = f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})"
+            raise ValueError(msg)
+        return self
+
+
 class ProcessSpec(_Model):
     """One process of the app (a Procfile line): its command and its replica count."""
 
@@ -161,6 +181,11 @@ class ProcessSpec(_Model):
     )
     resources: Resources | None = Field(
         default=None, description="Overrides spec.resources for this process."
+    )
+    autoscale: Autoscale | None = Field(
+        default=None,
+        description="Scale this process on CPU use (a HorizontalPodAutoscaler) instead of a "
+        "fixed replica count; not for a -scheduler process. Needs a CPU request.",
     )
 
 
@@ -535,6 +560,12 @@ class WebAppSpec(_Model):
                 raise ValueError(msg)
             if process_kind(name) == "scheduler" and process.replicas not in (None, 1):
                 msg = f"process {name!r} is a scheduler: it runs exactly one pod (replicas: 1)"
+                raise ValueError(msg)
+            if process.autoscale is not None and process_kind(name) == "scheduler":
+                msg = f"process {name!r} is a scheduler: it runs exactly one pod, no autoscale"
+                raise ValueError(msg)
+            if process.autoscale is not None and process.replicas is not None:
+                msg = f"process {name!r}: set replicas or autoscale, not both"
                 raise ValueError(msg)
         return value
 

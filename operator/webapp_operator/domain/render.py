@@ -94,14 +94,17 @@ class Rendered:
     deployments: tuple[dict[str, Any], ...]
     service: dict[str, Any]
     ingress: dict[str, Any] | None = None
+    autoscalers: tuple[dict[str, Any], ...] = ()
 
     @property
     def snapshot_name(self) -> str:
         return str(self.snapshot["metadata"]["name"])
 
     def workloads(self) -> list[dict[str, Any]]:
-        """The objects applied after the snapshot: Deployments, the Service, the Ingress."""
-        return [*self.deployments, self.service, *([self.ingress] if self.ingress else [])]
+        """The objects applied after the snapshot: Deployments, the Service, the Ingress, the
+        autoscalers."""
+        ingress = [self.ingress] if self.ingress else []
+        return [*self.deployments, self.service, *ingress, *self.autoscalers]
 
     def objects(self) -> list[dict[str, Any]]:
         """In apply order: the snapshot first, so no pod can start before it exists."""
@@ -230,10 +233,13 @@ def _resources(process: ProcessSpec, webapp: WebApp, settings: Settings) -> dict
     return chosen.model_dump(by_alias=True, exclude_none=True)
 
 
-def _replicas(name: str, process: ProcessSpec, webapp: WebApp) -> int:
+def _replicas(name: str, process: ProcessSpec, webapp: WebApp) -> int | None:
+    """The process's pods; None when its autoscaler decides them (not applied, so not owned)."""
     kind = process_kind(name)
     if kind == "scheduler":
         return 1
+    if process.autoscale is not None:
+        return None
     if process.replicas is not None:
         return process.replicas
     return webapp.spec.replicas if kind == "web" else 1
@@ -317,12 +323,14 @@ def _deployment(
         else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
     )
     spec: dict[str, Any] = {
-        "replicas": _replicas(name, process, webapp),
         "revisionHistoryLimit": settings.revision_history_limit,
         "selector": {"matchLabels": selector},
         "strategy": strategy,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
+    replicas = _replicas(name, process, webapp)
+    if replicas is not None:
+        spec = {"replicas": replicas, **spec}
     if webapp.spec.progress_deadline_seconds is not None:
         spec["progressDeadlineSeconds"] = webapp.spec.progress_deadline_seconds
     return {
@@ -330,6 +338,36 @@ def _deployment(
         "kind": "Deployment",
         "metadata": _metadata(webapp, deployment_name(webapp.name, name), labels),
         "spec": spec,
+    }
+
+
+def _autoscaler(
+    name: str, process: ProcessSpec, webapp: WebApp, settings: Settings
+) -> dict[str, Any] | None:
+    """The HorizontalPodAutoscaler of an autoscaled process, named as its Deployment."""
+    autoscale = process.autoscale
+    if autoscale is None:
+        return None
+    resources = _resources(process, webapp, settings) or {}
+    if "cpu" not in (resources.get("requests") or {}):
+        msg = (
+            f"process {name!r}: autoscale needs a CPU request (resources.requests.cpu, for the "
+            "process or the app): CPU utilization is a share of it"
+        )
+        raise InvalidConfig(msg)
+    deployment = deployment_name(webapp.name, name)
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower()}
+    target = {"type": "Utilization", "averageUtilization": autoscale.cpu_utilization}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(webapp, deployment, labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicas": autoscale.min_replicas,
+            "maxReplicas": autoscale.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+        },
     }
 
 
@@ -437,10 +475,15 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
     processes = webapp.spec.process_specs()
     order = sorted(processes, key=lambda p: (p.lower() != "web", p.lower()))
     deployments = tuple(_deployment(p, processes[p], webapp, name, port, settings) for p in order)
+    try:
+        scaled = [_autoscaler(p, processes[p], webapp, settings) for p in order]
+    except WebAppError as error:
+        raise _named(error, inputs) from None
     return Rendered(
         environment=environment,
         snapshot=snapshot,
         deployments=deployments,
         service=_service(webapp, port),
         ingress=_ingress(webapp),
+        autoscalers=tuple(a for a in scaled if a is not None),
     )

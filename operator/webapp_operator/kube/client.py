@@ -155,6 +155,10 @@ _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("apps/v1", "ReplicaSet"): ("/apis/apps/v1", "replicasets"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): (
+        "/apis/autoscaling/v2",
+        "horizontalpodautoscalers",
+    ),
     (f"{GROUP}/{VERSION}", KIND): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 

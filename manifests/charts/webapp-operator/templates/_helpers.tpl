@@ -63,12 +63,12 @@ app.kubernetes.io/part-of: webapp-operator
 The operator's permissions in every namespace it watches, derived from what the code calls
 (tests/chart/test_chart_rbac.py holds the table; test_chart_cluster.py the evidence):
 - Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets,
-  Services and Ingresses (its indexes and event handlers); the operator patches WebApp status
-  only;
+  Services, Ingresses and HorizontalPodAutoscalers (its indexes and event handlers); the
+  operator patches WebApp status only;
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
   annotations and data merge-patched, pruned ones deleted;
-- Deployments, Services and Ingresses are written by server-side apply (PATCH; creating through
-  apply needs `create` too), obsolete Deployments and Ingresses deleted;
+- Deployments, Services, Ingresses and HorizontalPodAutoscalers are written by server-side
+  apply (PATCH; creating through apply needs `create` too), obsolete ones deleted;
 - Events are created (core/v1).
 No `get`: the operator reads these only through its watches.
 */}}
@@ -93,6 +93,9 @@ No `get`: the operator reads these only through its watches.
   verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
