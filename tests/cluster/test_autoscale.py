@@ -81,3 +81,30 @@ def test_an_autoscaled_process_keeps_the_autoscalers_count_across_a_rollout(
     )
     wait_for(lambda: replicas(kit) == 2, 60, message="back to the app's 2")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+
+def test_a_process_passing_to_its_autoscaler_keeps_its_pods(kit: opkit.Kit) -> None:
+    """From a fixed count to autoscale: the Deployment is applied without `replicas` from then
+    on; had only the operator's apply held the field, it would fall back to 1 pod until the
+    autoscaler acted (none runs here, so it would stay 1)."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", {**APP, "processes": {"web": {"replicas": 3}}})
+    kit.wait_ready("shop")
+    assert replicas(kit) == 3
+    kit.webapp("shop", APP)
+    wait_for(
+        lambda: kit.objects(HorizontalPodAutoscaler, **{"twelvefactor.dev/webapp": "shop"}),
+        60,
+        message="the HorizontalPodAutoscaler",
+    )
+    wait_for(lambda: '"f:replicas"' not in operator_fields(kit), 60, message="count handed over")
+    kit.wait_ready("shop")
+    assert replicas(kit) == 3
+    # Once handed over, a restart has nothing more to hand: it writes nothing.
+    before = kit.operator_writes()
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert kit.operator_writes() == before
+    assert replicas(kit) == 3

@@ -149,7 +149,7 @@ class FakeCluster:
 
     # ------------------------------------------------------------------ reconcile.Writer
 
-    async def apply(self, obj: Mapping[str, Any]) -> None:
+    async def apply(self, obj: Mapping[str, Any], manager: str = "webapp-operator") -> None:
         if obj["kind"] in self.denied:
             from lightkube.core.exceptions import ApiError
             from lightkube.models.meta_v1 import Status

@@ -150,25 +150,3 @@ def test_pods_that_cannot_be_created_stall_a_rollout_at_once_in_the_same_words()
         "its pods cannot be created (pods is forbidden: exceeded quota: one, requested: pods=1)"
     )
     assert retry.stalled == first.stalled
-
-
-def test_an_ingress_the_operator_may_not_write_is_a_condition_and_is_tried_again() -> None:
-    """An operator whose RBAC predates spec.ingress: the app's other objects are applied, the
-    app says what to grant, and once granted the next try makes the Ingress."""
-    cluster = FakeCluster()
-    cluster.denied.add("Ingress")
-    cluster.put(credentials("one"))
-    app = webapp("shop", "auto")
-    app["spec"]["baseUrl"] = "https://shop.example.com/"
-    app["spec"]["ingress"] = {}
-    cluster.put(app)
-    asyncio.run(settle(cluster))
-    condition = ready(cluster, "shop")
-    assert (condition["status"], condition["reason"]) == ("False", "InvalidConfig")
-    assert "spec.ingress: the operator may not write ingresses (403)" in condition["message"]
-    assert ("Deployment", NS, "shop") in cluster.objects
-    assert [e[0] for e in cluster.events].count("InvalidConfig") == 1
-    cluster.denied.clear()
-    asyncio.run(settle(cluster))
-    assert ("Ingress", NS, "shop") in cluster.objects
-    assert ready(cluster, "shop")["reason"] == "Available"

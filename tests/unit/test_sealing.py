@@ -469,7 +469,7 @@ class FakeWriter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    async def apply(self, obj: Mapping[str, Any]) -> None:
+    async def apply(self, obj: Mapping[str, Any], manager: str = "webapp-operator") -> None:
         self.calls.append(("apply", obj))
 
     async def patch_strategic(

@@ -34,6 +34,7 @@ from webapp_operator.domain import (
 from webapp_operator.domain.errors import InvalidConfig as InvalidConfigError
 from webapp_operator.domain.errors import InvalidSecretKey as InvalidSecretKeyError
 from webapp_operator.domain.errors import SnapshotNameTaken, WebAppError
+from webapp_operator.kube.client import HANDOFF_MANAGER
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Writer(Protocol):
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None: ...
-    async def apply(self, obj: Mapping[str, Any]) -> None: ...
+    async def apply(self, obj: Mapping[str, Any], manager: str = ...) -> None: ...
     async def patch_strategic(
         self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> None: ...
@@ -807,6 +808,28 @@ def rollout_patch(
     }
 
 
+async def _handoff(
+    ctx: Context, obj: Mapping[str, Any], current: state.WorkloadEntry | None
+) -> None:
+    """Before a process passes to its autoscaler: its Deployment is applied without a replica
+    count from now on, and a field only the operator's apply held would be removed, the count
+    falling back to 1 until the autoscaler acts. So another manager of the operator's applies
+    the live count first (once: the operator holds it no more after that), and the count
+    stays where it is until the autoscaler changes it."""
+    if obj["kind"] != "Deployment" or "replicas" in obj["spec"]:
+        return
+    if current is None or not current.owns_replicas:
+        return
+    meta = obj["metadata"]
+    held = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": current.replicas},
+    }
+    await ctx.writer.apply(held, manager=HANDOFF_MANAGER)
+
+
 async def _write_workload(
     ctx: Context, obj: Mapping[str, Any], current: state.WorkloadEntry | None
 ) -> None:
@@ -1234,6 +1257,8 @@ async def reconcile_webapp(
             and (current.snapshot != result.snapshot_name)
         ):
             rolled.append(obj["metadata"]["name"])
+    for obj, _, _, current in changed:
+        await _handoff(ctx, obj, current)
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
         *(_write_workload(ctx, obj, current) for obj, _, _, current in changed),

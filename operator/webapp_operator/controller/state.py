@@ -291,6 +291,8 @@ class WorkloadEntry:
     # Why a Deployment's current template does not roll out (its pods cannot be created, or
     # the controller gave up on them: `_stalled`); None while it progresses.
     stalled: str | None = None
+    # The operator's own apply holds the Deployment's replica count (reconcile._handoff).
+    owns_replicas: bool = False
 
     @property
     def live(self) -> bool:
@@ -375,6 +377,17 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         owner=owners[0] if owners else None,
         shared=kind == "Deployment" and _shared(meta),
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
+        owns_replicas=kind == "Deployment" and _applies_replicas(meta),
+    )
+
+
+def _applies_replicas(meta: Mapping[str, Any]) -> bool:
+    """Whether the operator's server-side apply holds `spec.replicas`."""
+    return any(
+        entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in meta.get("managedFields") or []
     )
 
 

@@ -36,6 +36,8 @@ from webapp_operator import GROUP, KIND, PLURAL, VERSION
 from webapp_operator.kube import transport
 
 FIELD_MANAGER: Final = "webapp-operator"
+# Holds a process's replica count while it passes to its autoscaler (reconcile._handoff).
+HANDOFF_MANAGER: Final = "webapp-operator-handoff"
 COMPONENT: Final = "webapp-operator"
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -223,11 +225,12 @@ class Gateway:
         body: dict[str, Any] = reply.json()
         return body
 
-    async def apply(self, obj: Mapping[str, Any]) -> None:
-        """Server-side apply with our field manager; we own what we apply (force)."""
+    async def apply(self, obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> None:
+        """Server-side apply with our field manager (or `manager`); we own what we apply
+        (force)."""
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
-        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        params = {"fieldManager": manager, "force": "true"}
         await self._send("PATCH", path, obj, _APPLY, params)
 
     async def patch_strategic(
