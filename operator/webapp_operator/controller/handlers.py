@@ -243,9 +243,9 @@ class Workloads:
             self.by_name[(new.kind, new.namespace, new.name)] = new
 
 
-# (kind, API prefix, plural) of what the operator renders and watches through informers.
-# (kind, API prefix, plural, optional): an optional kind the operator may be denied (an
-# upgrade that kept an older RBAC) is taken as empty, and only apps that use it fail.
+# (kind, API prefix, plural, optional) of what the operator renders and watches through
+# informers. An optional kind (written only when a field asks for it) may be denied by an RBAC
+# older than that field: it is taken as empty, and only the apps that ask for it fail.
 WORKLOAD_KINDS: Final = (
     ("Deployment", "/apis/apps/v1", "deployments", False),
     ("ReplicaSet", "/apis/apps/v1", "replicasets", False),
