@@ -32,6 +32,18 @@ WEBAPP_CLI = str(Path(sys.executable).parent / "webapp-operator")
 WebApp = create_namespaced_resource("twelvefactor.dev", "v1alpha1", "WebApp", "webapps")
 
 
+# Every kind the operator writes in an app's namespace.
+WRITTEN_KINDS: tuple[Any, ...] = (
+    WebApp,
+    Secret,
+    Deployment,
+    Service,
+    Ingress,
+    HorizontalPodAutoscaler,
+    ConfigMap,
+)
+
+
 def as_dict(obj: Any) -> dict[str, Any]:
     """A lightkube object as a plain dict."""
     result: dict[str, Any] = obj.to_dict()
@@ -262,15 +274,7 @@ class Kit:
         writers (the Deployment controller updating status) do not show here.
         """
         writes: dict[str, str] = {}
-        for res in (
-            WebApp,
-            Secret,
-            Deployment,
-            Service,
-            Ingress,
-            HorizontalPodAutoscaler,
-            ConfigMap,
-        ):
+        for res in WRITTEN_KINDS:
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 for entry in meta.get("managedFields") or []:
@@ -282,15 +286,7 @@ class Kit:
     def resource_versions(self) -> dict[str, str]:
         """Every object the operator could write in the namespace, by kind/name."""
         versions: dict[str, str] = {}
-        for res in (
-            WebApp,
-            Secret,
-            Deployment,
-            Service,
-            Ingress,
-            HorizontalPodAutoscaler,
-            ConfigMap,
-        ):
+        for res in WRITTEN_KINDS:
             for obj in self.objects(res):
                 meta = obj["metadata"]
                 versions[f"{res.__name__}/{meta['name']}"] = str(meta["resourceVersion"])

@@ -1085,13 +1085,17 @@ async def _write_status(
         await ctx.writer.patch_webapp_status(entry.namespace, entry.name, status)
 
 
+def _told_ready(entry: state.WebAppEntry) -> Mapping[str, Any]:
+    """The Ready condition the WebApp's status holds ({} if none)."""
+    conditions = entry.status.get("conditions") or []
+    return next((c for c in conditions if c.get("type") == reasons.READY), {})
+
+
 async def _fail(
     ctx: Context, entry: state.WebAppEntry, error: WebAppError, generation: int | None
 ) -> None:
     """The one failure path: Warning Event (on change only), Ready=False, keep workloads."""
-    ready: Mapping[str, Any] = next(
-        (c for c in entry.status.get("conditions") or [] if c.get("type") == reasons.READY), {}
-    )
+    ready = _told_ready(entry)
     changed = ready.get("reason") != error.reason or ready.get("message") != error.message
     if changed:
         involved = {
@@ -1415,9 +1419,7 @@ def _stall_notice(
     again after a restart, which finds it in the status."""
     if ready.reason != reasons.ROLLOUT_STALLED:
         return []
-    told: Mapping[str, Any] = next(
-        (c for c in entry.status.get("conditions") or [] if c.get("type") == reasons.READY), {}
-    )
+    told = _told_ready(entry)
     if told.get("reason") == ready.reason and told.get("message") == ready.message:
         return []
     return [((reasons.ROLLOUT_STALLED, entry.namespace, entry.name, ready.message), ready.message)]

@@ -55,9 +55,11 @@ SECRET_REF_MESSAGE = "a Secret name has at most 253 characters"  # noqa: S105 (a
 IMAGE_PATTERN = r"^\S+$"
 # The base URL is an absolute http(s) URL; the operator checks its host and port too.
 BASE_URL_PATTERN = r"^https?://\S+$"
-# What an Ingress rule takes as its host (a lower-case DNS name) and as a Prefix path
-# (segments of URL-safe characters, none starting with ".", no "//"; no encoded "/" either).
-INGRESS_HOST_PATTERN = rf"^{DNS_SUBDOMAIN}$"
+# A whole DNS subdomain: a ServiceAccount, an IngressClass or a Secret name, an Ingress host,
+# an annotation key's prefix.
+DNS_SUBDOMAIN_PATTERN = rf"^{DNS_SUBDOMAIN}$"
+# What an Ingress rule takes as a Prefix path (segments of URL-safe characters, none starting
+# with ".", no "//"; no encoded "/" either).
 INGRESS_PATH_PATTERN = r"^(/[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*)*/?$"
 # The name part of an annotation key (after an optional DNS-subdomain prefix and "/").
 ANNOTATION_NAME_PATTERN = r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -196,13 +198,13 @@ class Ingress(_Model):
 
     class_name: str | None = Field(
         default=None,
-        pattern=rf"^{DNS_SUBDOMAIN}$",
+        pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=253,
         description="The IngressClass (ingressClassName); the cluster's default when omitted.",
     )
     tls_secret_name: str | None = Field(
         default=None,
-        pattern=rf"^{DNS_SUBDOMAIN}$",
+        pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=253,
         description="A TLS Secret for the host (cert-manager can make it from an annotation); "
         "no TLS section when omitted.",
@@ -220,7 +222,7 @@ class Ingress(_Model):
         for key in value or {}:
             prefix, _, name = key.rpartition("/")
             if not re.match(ANNOTATION_NAME_PATTERN, name) or (
-                prefix and not (re.match(rf"^{DNS_SUBDOMAIN}$", prefix) and len(prefix) <= 253)
+                prefix and not (re.match(DNS_SUBDOMAIN_PATTERN, prefix) and len(prefix) <= 253)
             ):
                 msg = f"annotation {key!r} is not a Kubernetes annotation key ([prefix/]name)"
                 raise ValueError(msg)
@@ -500,7 +502,7 @@ class WebAppSpec(_Model):
     )
     service_account_name: str | None = Field(
         default=None,
-        pattern=rf"^{DNS_SUBDOMAIN}$",
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description=(
             "ServiceAccount of the app's pods; the namespace default when omitted. A named "
             "ServiceAccount must grant the app with the annotation Secrets use "
@@ -648,7 +650,7 @@ class WebAppSpec(_Model):
         if parts.query or parts.fragment:
             msg = "ingress: baseUrl has a query or a fragment; an Ingress routes by host and path"
             raise ValueError(msg)
-        if not re.match(INGRESS_HOST_PATTERN, host):
+        if not re.match(DNS_SUBDOMAIN_PATTERN, host):
             msg = f"ingress: the host of baseUrl ({host}) is not a DNS name an Ingress takes"
             raise ValueError(msg)
         if not re.match(INGRESS_PATH_PATTERN, parts.path or "/") or "%2f" in parts.path.lower():
