@@ -28,6 +28,7 @@ from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Namespace,
@@ -379,6 +380,20 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     wait_for(lambda: most() == 4, 60, message="HorizontalPodAutoscaler changed")
     kit.webapp("shop", exposed)
     wait_for(lambda: most() is None, 60, message="HorizontalPodAutoscaler deleted")
+
+    # A migration: its Job made (kwok completes its pod) and kept; another release's Job made
+    # and the first deleted; taken out, its Job deleted.
+    def jobs() -> list[str]:
+        found = kit.objects(Job, **{"twelvefactor.dev/webapp": "shop"})
+        return sorted(j["metadata"]["name"] for j in found)
+
+    kit.webapp("shop", {**exposed, "migration": {"command": ["migrate"]}})
+    wait_for(lambda: len(jobs()) == 1, 60, message="migration Job created")
+    made = jobs()
+    kit.webapp("shop", {**exposed, "migration": {"command": ["migrate", "--again"]}})
+    wait_for(lambda: len(jobs()) == 1 and jobs() != made, 60, message="the first Job deleted")
+    kit.webapp("shop", exposed)
+    wait_for(lambda: jobs() == [], 60, message="migration Job deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 

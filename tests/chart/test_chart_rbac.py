@@ -22,8 +22,8 @@ SEALING_CERT: Final = "webapp-operator-sealing-cert"
 # namespace), "release" (a Role in the release namespace, where the operator keeps its keys).
 IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     # Kopf's index and event handler on webapps (controller/handlers.py), the operator's
-    # informers on secrets, deployments, replicasets, services, ingresses and
-    # horizontalpodautoscalers (kube/informer.py): list, watch.
+    # informers on secrets, deployments, replicasets, services, ingresses,
+    # horizontalpodautoscalers and jobs (kube/informer.py): list, watch.
     ("twelvefactor.dev", "webapps", "list"): "Kopf index `webapps`, on_webapp",
     ("twelvefactor.dev", "webapps", "watch"): "same",
     # kube/client.py Gateway.patch_webapp_status (reconcile._write_status); nothing else on
@@ -62,6 +62,11 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("autoscaling", "horizontalpodautoscalers", "create"): "Gateway.apply of an autoscale",
     ("autoscaling", "horizontalpodautoscalers", "patch"): "Gateway.apply",
     ("autoscaling", "horizontalpodautoscalers", "delete"): "Gateway.delete when autoscale goes",
+    ("batch", "jobs", "list"): "informer",
+    ("batch", "jobs", "watch"): "same",
+    ("batch", "jobs", "create"): "Gateway.apply of a release's spec.migration Job",
+    ("batch", "jobs", "patch"): "Gateway.apply",
+    ("batch", "jobs", "delete"): "Gateway.delete of another release's migration Job",
     ("", "events", "create"): "Gateway.post_event (core/v1 Events; Kopf's own posting is off)",
     # Gateway.get of a WebApp's spec.serviceAccountName (reconcile._check_service_account): the
     # account must grant the app (twelvefactor.dev/grant) before its pods may run as it.

@@ -20,6 +20,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
@@ -40,6 +41,7 @@ WRITTEN_KINDS: tuple[Any, ...] = (
     Service,
     Ingress,
     HorizontalPodAutoscaler,
+    Job,
     ConfigMap,
 )
 
@@ -313,6 +315,7 @@ class Kit:
             Service,
             Ingress,
             HorizontalPodAutoscaler,
+            Job,
             ConfigMap,
             Pod,
             Event,

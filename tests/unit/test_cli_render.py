@@ -469,3 +469,37 @@ def test_a_manifest_of_the_wrong_shape_is_a_clear_error(
     assert (status, out) == (1, "")
     assert err.startswith("error: ")
     assert expected in err
+
+
+def test_render_prints_every_kind_the_operator_would_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The migration Job, the Ingress and the autoscalers too, in the operator's order."""
+    document = yaml.safe_load((EXAMPLE / "webapp.yaml").read_text())
+    spec = document["spec"]
+    spec["baseUrl"] = "https://shop.example.com/"
+    spec["ingress"] = {"className": "nginx"}
+    spec["resources"] = {"requests": {"cpu": "100m"}}
+    spec["processes"]["web"] = {"autoscale": {"maxReplicas": 4}}
+    spec["migration"] = {"command": ["flask", "db", "upgrade"]}
+    status, out, err = run(
+        capsys,
+        "render",
+        "-f",
+        write(tmp_path, "app.yaml", yaml.safe_dump(document)),
+        "-f",
+        str(EXAMPLE / "secrets.yaml"),
+    )
+    assert status == 0, err
+    kinds = [o["kind"] for o in yaml.safe_load_all(out) if o]
+    assert kinds == [
+        "Secret",
+        "Job",
+        "Deployment",
+        "Deployment",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "HorizontalPodAutoscaler",
+    ]
+    assert PASSWORD not in out

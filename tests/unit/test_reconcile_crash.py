@@ -125,6 +125,9 @@ class FakeCluster:
     stalling: set[str] = field(default_factory=set)
     # Kinds the operator may not write here (403), as with an RBAC older than its code.
     denied: set[str] = field(default_factory=set)
+    # What the Job controller makes of a new Job at once: "succeed" (Complete), "fail" (Failed,
+    # its backoff limit reached) or "run" (no condition yet: finish it with `end_jobs`).
+    jobs: str = "succeed"
 
     def _write(self, what: str) -> None:
         if self.crash_at is not None and len(self.writes) >= self.crash_at:
@@ -202,8 +205,31 @@ class FakeCluster:
                         }
                     ],
                 }
+        if new["kind"] == "Job" and "status" not in new:
+            new["status"] = self._job_status(self.jobs)
         self._stamp(new)
         self.objects[key] = new
+
+    @staticmethod
+    def _job_status(outcome: str) -> dict[str, Any]:
+        if outcome == "succeed":
+            return {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        if outcome == "fail":
+            failed = {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+            return {"failed": 1, "conditions": [failed]}
+        return {"active": 1}
+
+    def end_jobs(self, outcome: str) -> None:
+        """The Job controller: every running Job ends so ("succeed" or "fail")."""
+        for (kind, _, _), obj in self.objects.items():
+            if kind == "Job" and "conditions" not in obj["status"]:
+                obj["status"] = self._job_status(outcome)
+                self._stamp(obj)
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -293,6 +319,7 @@ class FakeCluster:
                 "Service",
                 "Ingress",
                 "HorizontalPodAutoscaler",
+                "Job",
             ):  # the informers' entries
                 workload = state.workload_entry(kind, obj)
                 if workload is not None:

@@ -25,7 +25,7 @@ from webapp_operator.domain import reasons
 from webapp_operator.kube import client as kube
 
 # Reasons a wait can outlast: the operator is still working on it.
-TRANSIENT: Final = frozenset({reasons.ROLLOUT_IN_PROGRESS, ""})
+TRANSIENT: Final = frozenset({reasons.ROLLOUT_IN_PROGRESS, reasons.MIGRATION_IN_PROGRESS, ""})
 
 
 class StatusError(Exception):

@@ -1,8 +1,8 @@
 """Offline commands: `render` (what the operator would create) and `crd` (the schema).
 
 `render` reads WebApps and Secrets from files, checks opt-in labels and grants as the cluster
-would, and prints the environment snapshot, the Deployments, the Service and the Ingress (with
-`spec.ingress`) of each WebApp.
+would, and prints the environment snapshot, the migration Job (with `spec.migration`), the
+Deployments, the Service, the Ingress (with `spec.ingress`) and the autoscalers of each WebApp.
 Values from Secrets are redacted unless `--reveal`; the snapshot's values are shown as
 `stringData` so a person can read them (the operator writes the same values as `data`).
 The snapshot's name suffix is an HMAC under the cluster's own key, so offline it differs from
@@ -40,7 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "render",
         help="print the objects the operator would create, without a cluster",
         description="Read WebApps and Secrets from files and print the environment snapshot, "
-        "Deployments, Service and Ingress the operator would create for each WebApp.",
+        "migration Job, Deployments, Service, Ingress and autoscalers the operator would "
+        "create for each WebApp.",
     )
     render_cmd.add_argument(
         "-f",
@@ -250,8 +251,7 @@ def rendered_objects(filenames: list[str], namespace: str, reveal: bool) -> list
                 )
         sensitive = result.environment.sensitive_names()
         objects.append(_readable_snapshot(result.snapshot, sensitive, reveal))
-        objects.extend(result.deployments)
-        objects.append(result.service)
+        objects.extend(result.objects()[1:])  # in the order the operator writes them
     return objects
 
 

@@ -7,17 +7,17 @@ Why these Kopf features and no others:
   Kopf runs a sync handler in its thread pool, a thread hop per watch event.
 - `@kopf.on.event` only enqueues keys. It keeps no diff-base and no progress annotations; no
   change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
-- Managed Secrets, Deployments, ReplicaSets and Services are not watched through Kopf but
-  through informers (`kube/informer.py`): each event costs a JSON decoding into a compact
-  entry, with none of Kopf's per-event machinery and per-object memory (a fan-out's new
-  snapshots and rollouts make many events; a cluster holds thousands of managed Secrets). The
-  Secrets are kept in a `state.SecretIndex`, read as a Kopf index is. Kopf never sees a Secret,
-  so it never writes one's data anywhere (invariant 2).
+- Managed Secrets, Deployments, ReplicaSets, Services (and Ingresses, autoscalers, migration
+  Jobs) are not watched through Kopf but through informers (`kube/informer.py`): each event
+  costs a JSON decoding into a compact entry, with none of Kopf's per-event machinery and
+  per-object memory (a fan-out's new snapshots and rollouts make many events; a cluster holds
+  thousands of managed Secrets). The Secrets are kept in a `state.SecretIndex`, read as a Kopf
+  index is. Kopf never sees a Secret, so it never writes one's data anywhere (invariant 2).
 - The workers start once Kopf's index and every informer have listed, so the first reconcile
   after a restart already sees the whole cluster and finds nothing to write (invariant 7).
 - Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
-  snapshots), Deployments, ReplicaSets and Services by `managed-by=webapp-operator`; memory does
-  not grow with unrelated objects.
+  snapshots), the rendered kinds by `managed-by=webapp-operator`; memory does not grow with
+  unrelated objects.
 - Posting of log messages as Kubernetes Events is off: the operator posts its own Events, whose
   texts name objects and never values.
 """
@@ -252,6 +252,7 @@ WORKLOAD_KINDS: Final = (
     ("Service", "/api/v1", "services", False),
     ("Ingress", "/apis/networking.k8s.io/v1", "ingresses", True),
     ("HorizontalPodAutoscaler", "/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    ("Job", "/apis/batch/v1", "jobs", True),
 )
 
 
@@ -333,8 +334,11 @@ def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> boo
 
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
     """What the reconcilers read of a workload: identity, applied digest, template snapshot,
-    whether a Deployment finished rolling out (or gave up) or a ReplicaSet still holds pods."""
-    progress = entry.rolled_out if entry.kind == "Deployment" else entry.live
+    whether a Deployment finished rolling out (or gave up), a ReplicaSet still holds pods or a
+    migration Job ended."""
+    progress: Any = entry.rolled_out if entry.kind == "Deployment" else entry.live
+    if entry.kind == "Job":
+        progress = (entry.succeeded, entry.failed)
     return (entry.uid, entry.applied, entry.snapshot, entry.owner, progress, entry.stalled)
 
 

@@ -33,7 +33,7 @@ from webapp_operator.domain import (
 )
 from webapp_operator.domain.errors import InvalidConfig as InvalidConfigError
 from webapp_operator.domain.errors import InvalidSecretKey as InvalidSecretKeyError
-from webapp_operator.domain.errors import SnapshotNameTaken, WebAppError
+from webapp_operator.domain.errors import MigrationFailed, SnapshotNameTaken, WebAppError
 from webapp_operator.kube.client import HANDOFF_MANAGER
 
 logger = logging.getLogger(__name__)
@@ -320,7 +320,8 @@ def _b64(value: bytes) -> str:
 
 
 def _in_use(ctx: Context, namespace: str, name: str) -> tuple[set[int], set[int]]:
-    """(tracked, used by live ReplicaSets or current templates) revisions of one Secret."""
+    """(tracked, used by live ReplicaSets, current templates or running migrations) revisions
+    of one Secret."""
     tracked: set[int] = set()
     in_use: set[int] = set()
     ref = f"{namespace}/{name}"
@@ -340,8 +341,10 @@ def _in_use(ctx: Context, namespace: str, name: str) -> tuple[set[int], set[int]
                 if pin and grants.parse_secret_ref(app_ns, sref) == (namespace, name):
                     tracked.add(int(pin))
         for workload in _all(ctx.indexes.workloads, (app_ns, app_name)):
-            keep = workload.kind == "Deployment" or (
-                workload.kind == "ReplicaSet" and workload.live
+            keep = (
+                workload.kind == "Deployment"
+                or (workload.kind == "ReplicaSet" and workload.live)
+                or workload.running  # a migration Job's pods may still start
             )
             if not keep or not workload.snapshot:
                 continue
@@ -1236,6 +1239,12 @@ async def reconcile_webapp(
         return ctx.backoff(snapshot_key)  # the squatter may be a Secret no watch follows
     ctx.succeeded(snapshot_key)
 
+    if result.migration is not None:
+        # The release's migration first: no process moves to it before the Job succeeded.
+        passed, again = await _migration(ctx, entry, result, workloads, generation)
+        if not passed:
+            return again
+
     rolled = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     digests: dict[tuple[str, str], str] = {}
@@ -1268,38 +1277,14 @@ async def reconcile_webapp(
         *(_write_workload(ctx, obj, current) for obj, _, _, current in changed),
         return_exceptions=True,
     )
-    failures = [o for o in outcomes if isinstance(o, BaseException)]
-    for (_, written, digest, _), outcome in zip(changed, outcomes, strict=True):
-        if not isinstance(outcome, BaseException):
+    failed = []
+    for (obj, written, digest, _), outcome in zip(changed, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed.append((obj["kind"], outcome))
+        else:
             ctx.remember(written, digest)
-    if failures:
-        denied = sorted(
-            {
-                obj["kind"]
-                for (obj, _, _, _), outcome in zip(changed, outcomes, strict=True)
-                if _denied(outcome) and obj["kind"] in OPTIONAL_KINDS
-            }
-        )
-        if denied:
-            # The operator may not write them (an RBAC older than the fields that ask for
-            # them): say so on the app, and try again (no watch tells of a grant).
-            msg = f"WebApp {namespace}/{name}: " + "; ".join(
-                f"{field}: the operator may not write {resource} (403); grant it list, watch, "
-                f"create, patch and delete on {resource} ({group}), as the chart's RBAC does, "
-                "or take the field out"
-                for group, resource, field in (OPTIONAL_KINDS[kind] for kind in denied)
-            )
-            await _fail(ctx, entry, InvalidConfigError(msg), generation)
-            return ctx.backoff(("optional", namespace, name))
-        refused = next((f for f in failures if _refused(f)), None)
-        if refused is not None:
-            # The API server will not take what the spec renders (a webhook, a limit): say so
-            # on the app. What it did take keeps running; the next spec change retries.
-            status = refused.status  # type: ignore[attr-defined]
-            msg = f"the API server refused a rendered object: {status.code} {status.message}"
-            await _fail(ctx, entry, InvalidConfigError(msg[:1000]), generation)
-            return None
-        raise failures[0]
+    if failed:
+        return await _write_failed(ctx, entry, generation, failed)
 
     ctx.succeeded(("optional", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}
@@ -1311,6 +1296,8 @@ async def reconcile_webapp(
             await ctx.writer.delete("networking.k8s.io/v1", "Ingress", namespace, wname)
         if kind == "HorizontalPodAutoscaler" and wname not in scalers:  # autoscale taken out
             await ctx.writer.delete("autoscaling/v2", kind, namespace, wname)
+        if kind == "Job" and result.migration is None:  # spec.migration taken out
+            await ctx.writer.delete("batch/v1", kind, namespace, wname)
     if changed and ctx.urgent_besides is not None and ctx.urgent_besides(("webapp", *entry.key)):
         # Other apps wait for their new environment or are being rolled onto it (a fan-out):
         # their writes go first, and this app's status and notices follow as a follow-up, held
@@ -1388,6 +1375,8 @@ async def reconcile_webapp(
         "secrets": _status_secrets(options),
         "environment": result.snapshot_name,
     }
+    if result.migration is not None:
+        extra["migration"] = result.migration["metadata"]["name"]
     if token is not None or entry.status.get("refreshed"):
         extra["refreshed"] = token or entry.status.get("refreshed")
     # Told before the status records them (environment, trackedRevision, notifiedRevision),
@@ -1409,6 +1398,97 @@ async def reconcile_webapp(
     )
     await _write_status(ctx, entry, generation, decided, extra)
     return None
+
+
+async def _write_failed(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    generation: int | None,
+    failed: list[tuple[str, BaseException]],
+) -> float | None:
+    """Writes of rendered objects (of these kinds) failed: say why on the app when the answer
+    is the cluster's (a kind it may not write, an object the API server refuses), and retry
+    when a retry may help; raise the first failure otherwise."""
+    namespace, name = entry.namespace, entry.name
+    denied = sorted({kind for kind, error in failed if _denied(error) and kind in OPTIONAL_KINDS})
+    if denied:
+        # The operator may not write them (an RBAC older than the fields that ask for them):
+        # say so on the app, and try again (no watch tells of a grant).
+        msg = f"WebApp {namespace}/{name}: " + "; ".join(
+            f"{field}: the operator may not write {resource} (403); grant it list, watch, "
+            f"create, patch and delete on {resource} ({group}), as the chart's RBAC does, "
+            "or take the field out"
+            for group, resource, field in (OPTIONAL_KINDS[kind] for kind in denied)
+        )
+        await _fail(ctx, entry, InvalidConfigError(msg), generation)
+        return ctx.backoff(("optional", namespace, name))
+    refused = next((error for _, error in failed if _refused(error)), None)
+    if refused is not None:
+        # The API server will not take what the spec renders (a webhook, a limit): say so on
+        # the app. What it did take keeps running; the next spec change retries.
+        status = refused.status  # type: ignore[attr-defined]
+        msg = f"the API server refused a rendered object: {status.code} {status.message}"
+        await _fail(ctx, entry, InvalidConfigError(msg[:1000]), generation)
+        return None
+    raise failed[0][1]
+
+
+async def _migration(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    result: render.Rendered,
+    workloads: Mapping[tuple[str, str], state.WorkloadEntry],
+    generation: int | None,
+) -> tuple[bool, float | None]:
+    """Whether the release's migration succeeded; if not, its Job is started or waited for
+    and the app says so: (False, when to look again; None waits for the Job's watch event).
+
+    A Job per release (its name is a digest of what it runs), kept once it succeeded for its
+    logs, and recorded in the status so that a Job deleted since is not run again. Jobs of
+    other releases are deleted (a release given up while its migration ran stops it).
+    """
+    assert result.migration is not None
+    namespace, app = entry.namespace, entry.name
+    job = result.migration
+    name = job["metadata"]["name"]
+    for kind, other in workloads:
+        if kind == "Job" and other != name:
+            await ctx.writer.delete("batch/v1", kind, namespace, other)
+    current = workloads.get(("Job", name))
+    key = ("Job", namespace, name)
+    if current is not None:
+        # The watch has it: the memory of having made it is not needed, and must not keep a
+        # Job deleted from now on (to run it again) from being made again.
+        ctx.recent.pop(key, None)
+    if entry.status.get("migration") == name or (current is not None and current.succeeded):
+        ctx.succeeded(("optional", namespace, app))
+        return True, None
+    snapshot = result.snapshot_name
+    if current is not None and current.failed is not None:
+        msg = (
+            f"WebApp {namespace}/{app}: migration Job {name} for environment {snapshot} failed "
+            f"({current.failed}); every process keeps its previous release. Fix the cause and "
+            f"apply a new spec, or run it again: kubectl delete job {name} -n {namespace}"
+        )
+        await _fail(ctx, entry, MigrationFailed(msg[:2000]), generation)
+        return False, None
+    digest = stamp_applied(job)
+    if current is None and not ctx.wrote_recently(key, digest):
+        try:
+            await ctx.writer.apply(job)
+        except Exception as error:  # noqa: BLE001 (told on the app, or raised by _write_failed)
+            return False, await _write_failed(ctx, entry, generation, [("Job", error)])
+        ctx.remember(key, digest)
+    ctx.succeeded(("optional", namespace, app))
+    ready = observe.ConditionSpec(
+        reasons.READY,
+        "False",
+        reasons.MIGRATION_IN_PROGRESS,
+        f"Running migration Job {name} for environment {snapshot}; the processes move to it "
+        "once it succeeded",
+    )
+    await _write_status(ctx, entry, generation, [ready], {})
+    return False, None
 
 
 def _stall_notice(
@@ -1574,6 +1654,7 @@ OPTIONAL_KINDS: Final = {
         "horizontalpodautoscalers",
         "spec.processes.<process>.autoscale",
     ),
+    "Job": ("batch", "jobs", "spec.migration"),
 }
 
 

@@ -267,7 +267,8 @@ class WebAppEntry:
 
 @dataclass(frozen=True, slots=True)
 class WorkloadEntry:
-    """A Deployment, ReplicaSet or Service the operator rendered for an app."""
+    """A Deployment, ReplicaSet, Service, Ingress, HorizontalPodAutoscaler or migration Job
+    the operator rendered for an app."""
 
     kind: str
     namespace: str
@@ -293,6 +294,15 @@ class WorkloadEntry:
     stalled: str | None = None
     # The operator's own apply holds the Deployment's replica count (reconcile._handoff).
     owns_replicas: bool = False
+    # A migration Job's end: succeeded, or failed (why, in the Job controller's words); both
+    # unset while it runs.
+    succeeded: bool = False
+    failed: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """A Job that has not ended: its pods may still start on its environment."""
+        return self.kind == "Job" and not self.succeeded and self.failed is None
 
     @property
     def live(self) -> bool:
@@ -378,7 +388,22 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         shared=kind == "Deployment" and _shared(meta),
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
+        **(_job_end(status) if kind == "Job" else {}),
     )
+
+
+def _job_end(status: Mapping[str, Any]) -> dict[str, Any]:
+    """How a Job ended, from its conditions (Complete, Failed); {} while it runs."""
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return {"succeeded": True}
+        if condition.get("type") == "Failed":
+            reason = condition.get("reason") or "Failed"
+            message = condition.get("message") or ""
+            return {"failed": f"{reason}: {message}" if message else str(reason)}
+    return {}
 
 
 def _applies_replicas(meta: Mapping[str, Any]) -> bool:

@@ -84,3 +84,10 @@ class SnapshotNameTaken(WebAppError):
     make (raised by the reconcilers, which never adopt nor overwrite it)."""
 
     reason = reasons.SNAPSHOT_NAME_TAKEN
+
+
+class MigrationFailed(WebAppError):
+    """The migration Job of the release failed or ran out of time (raised by the reconciler;
+    the processes keep their previous release)."""
+
+    reason = reasons.MIGRATION_FAILED

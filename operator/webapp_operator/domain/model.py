@@ -260,6 +260,33 @@ class HealthCheck(_Model):
     )
 
 
+class Migration(_Model):
+    """A command run once per release, before any process moves to it: a Job with the app's
+    image and its new environment (its database migrations, as paas-charm runs `migrate.sh` or
+    `manage.py migrate` before it starts the app). The processes keep their previous release
+    until it succeeds; when it fails, they keep it and the app says why."""
+
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(
+        min_length=1,
+        max_length=64,
+        description="The command, e.g. [python3, manage.py, migrate]; run in the web "
+        "container's image, environment, user and resources.",
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=64, description="Arguments to the command."
+    )
+    active_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = Field(
+        default=600,
+        description="Seconds the migration may run, retries included, before it counts as "
+        "failed (the Job's activeDeadlineSeconds).",
+    )
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=0,
+        description="Times a failed run is tried again (the Job's backoffLimit). 0: a "
+        "migration that failed halfway is looked at before it runs again.",
+    )
+
+
 _SECRET_REF_RULES: JsonDict = {
     "x-kubernetes-validations": [_cel(SECRET_REF_RULE, SECRET_REF_MESSAGE)]
 }
@@ -538,6 +565,11 @@ class WebAppSpec(_Model):
         default=None,
         description="The numeric group every container runs as; the image's when omitted.",
     )
+    migration: Migration | None = Field(
+        default=None,
+        description="A command run once for each new release (image, environment, command) "
+        "before any process moves to it, such as database migrations. Omitted: none.",
+    )
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] | None = Field(
         default=None,
         description="Seconds a rollout of a process may make no progress before the app "
@@ -774,6 +806,10 @@ class WebAppStatus(_Model):
     refreshed: str | None = Field(
         default=None,
         description="The last twelvefactor.dev/refresh request handled (kubectl webapp refresh).",
+    )
+    migration: str | None = Field(
+        default=None,
+        description="The migration Job that last succeeded: its release does not run it again.",
     )
 
 

@@ -23,14 +23,19 @@ ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
 # A process's rollout made no progress within its deadline (its new pods never became ready):
 # the previous pods keep running; told by a Warning Event of the same reason, once per stall.
 ROLLOUT_STALLED: Final = "RolloutStalled"
+# spec.migration runs (its Job) before any process moves to the new release.
+MIGRATION_IN_PROGRESS: Final = "MigrationInProgress"
+# The migration Job failed (or ran out of time): the processes keep the previous release.
+MIGRATION_FAILED: Final = "MigrationFailed"
 SERVICE_ACCOUNT_NOT_FOUND: Final = "ServiceAccountNotFound"
 SERVICE_ACCOUNT_NOT_GRANTED: Final = "ServiceAccountNotGranted"
 # A name the operator must create (a revision or environment snapshot) is held by a Secret it
 # did not make: never adopted, never overwritten (also a Warning Event on the source Secret).
 SNAPSHOT_NAME_TAKEN: Final = "SnapshotNameTaken"
-# The reasons of Ready=False that are failures (RolloutInProgress is progress, not one). Each
-# failure is also told by a Warning Event of the same reason (the one failure path, or, for a
-# stalled rollout, its own notice) and counted in webapp_operator_errors_total.
+# The reasons of Ready=False that are failures (RolloutInProgress and MigrationInProgress are
+# progress, not failures). Each failure is also told by a Warning Event of the same reason (the
+# one failure path, or, for a stalled rollout, its own notice) and counted in
+# webapp_operator_errors_total.
 FAILURE_REASONS: Final = frozenset(
     {
         SECRET_NOT_FOUND,
@@ -42,6 +47,7 @@ FAILURE_REASONS: Final = frozenset(
         SERVICE_ACCOUNT_NOT_GRANTED,
         SNAPSHOT_NAME_TAKEN,
         ROLLOUT_STALLED,
+        MIGRATION_FAILED,
     }
 )
 

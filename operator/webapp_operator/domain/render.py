@@ -9,7 +9,9 @@ What is rendered, for a WebApp `shop` in namespace `demo`:
 - the `web` Deployment `shop` and its Service `shop`;
 - one Deployment `shop-<process>` per `*-worker` process;
 - one Deployment `shop-<process>` per `*-scheduler` process: one replica, `Recreate` strategy,
-  so two pods never run at once.
+  so two pods never run at once;
+- with `spec.migration`, a Job `shop-migrate-<digest>` that runs it on the new environment
+  (the operator applies the workloads once it succeeded).
 
 Every container of every process reads the same snapshot through `envFrom` (invariant 1), and no
 value is ever inlined in a pod template (invariant 2). A pod template changes exactly when the
@@ -46,6 +48,8 @@ ANNOTATION_SOURCES: Final = "twelvefactor.dev/sources"
 # A Secret holds at most 1 MiB; leave room for metadata.
 MAX_SNAPSHOT_BYTES: Final = 1_000_000
 DIGEST_LENGTH: Final = 10
+MIGRATE_INFIX: Final = "-migrate-"
+MIGRATE_CONTAINER: Final = "migrate"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class Rendered:
     service: dict[str, Any]
     ingress: dict[str, Any] | None = None
     autoscalers: tuple[dict[str, Any], ...] = ()
+    # The Job of spec.migration: it succeeds before any workload is applied.
+    migration: dict[str, Any] | None = None
 
     @property
     def snapshot_name(self) -> str:
@@ -107,8 +113,10 @@ class Rendered:
         return [*self.deployments, self.service, *ingress, *self.autoscalers]
 
     def objects(self) -> list[dict[str, Any]]:
-        """In apply order: the snapshot first, so no pod can start before it exists."""
-        return [self.snapshot, *self.workloads()]
+        """In apply order: the snapshot first, so no pod can start before it exists; the
+        migration Job before the workloads, which wait for it."""
+        migration = [self.migration] if self.migration else []
+        return [self.snapshot, *migration, *self.workloads()]
 
 
 def deployment_name(app: str, process: str) -> str:
@@ -256,7 +264,7 @@ def _container(
     if webapp.spec.image_pull_policy is not None:
         container["imagePullPolicy"] = webapp.spec.image_pull_policy
     container["envFrom"] = [{"secretRef": {"name": snapshot}}]
-    if process_kind(name) == "web":
+    if name.lower() == "web":  # (not the migration's container)
         container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
         if webapp.spec.health_check is not None:
             container["readinessProbe"] = _readiness_probe(webapp.spec.health_check)
@@ -303,20 +311,24 @@ def _readiness_probe(check: HealthCheck) -> dict[str, Any]:
     }
 
 
+def _pod_spec(container: dict[str, Any], webapp: WebApp) -> dict[str, Any]:
+    """A pod of the app: its one container, its ServiceAccount, its security context."""
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if webapp.spec.service_account_name:
+        pod_spec["serviceAccountName"] = webapp.spec.service_account_name
+    security = _pod_security_context(webapp)
+    if security:
+        pod_spec["securityContext"] = security
+    return pod_spec
+
+
 def _deployment(
     name: str, process: ProcessSpec, webapp: WebApp, snapshot: str, port: int, settings: Settings
 ) -> dict[str, Any]:
     kind = process_kind(name)
     selector = selector_labels(webapp.name, name)
     labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower(), **selector}
-    pod_spec: dict[str, Any] = {
-        "containers": [_container(name, process, webapp, snapshot, port, settings)],
-    }
-    if webapp.spec.service_account_name:
-        pod_spec["serviceAccountName"] = webapp.spec.service_account_name
-    security = _pod_security_context(webapp)
-    if security:
-        pod_spec["securityContext"] = security
+    pod_spec = _pod_spec(_container(name, process, webapp, snapshot, port, settings), webapp)
     strategy: dict[str, Any] = (
         {"type": "Recreate"}
         if kind == "scheduler"
@@ -368,6 +380,50 @@ def _autoscaler(
             "maxReplicas": autoscale.max_replicas,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
         },
+    }
+
+
+def migration_job_name(app: str, digest: str) -> str:
+    """`<app>-migrate-<digest>`, the app's part shortened so that the name stays a label value
+    (the Job controller labels its pods with it)."""
+    return f"{app[: 63 - len(MIGRATE_INFIX) - DIGEST_LENGTH].rstrip('-')}{MIGRATE_INFIX}{digest}"
+
+
+def _migration_job(
+    webapp: WebApp, snapshot: str, port: int, settings: Settings
+) -> dict[str, Any] | None:
+    """The Job that runs spec.migration in the web container's image, environment snapshot,
+    user and resources. Named after a digest of what it runs: a new release (image,
+    environment, command) is a new Job, and the same release is the same Job."""
+    migration = webapp.spec.migration
+    if migration is None:
+        return None
+    web = next(p for n, p in webapp.spec.process_specs().items() if process_kind(n) == "web")
+    container = _container(
+        MIGRATE_CONTAINER,
+        ProcessSpec(command=migration.command, args=migration.args, resources=web.resources),
+        webapp,
+        snapshot,
+        port,
+        settings,
+    )
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": MIGRATE_CONTAINER}
+    template = {
+        "metadata": {"labels": labels},
+        "spec": {**_pod_spec(container, webapp), "restartPolicy": "Never"},
+    }
+    spec = {
+        "backoffLimit": migration.backoff_limit,
+        "activeDeadlineSeconds": migration.active_deadline_seconds,
+        "template": template,
+    }
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_LENGTH]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(webapp, migration_job_name(webapp.name, digest), labels),
+        "spec": spec,
     }
 
 
@@ -486,4 +542,5 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
         service=_service(webapp, port),
         ingress=_ingress(webapp),
         autoscalers=tuple(a for a in scaled if a is not None),
+        migration=_migration_job(webapp, name, port, settings),
     )

@@ -161,6 +161,7 @@ _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
         "/apis/autoscaling/v2",
         "horizontalpodautoscalers",
     ),
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
     (f"{GROUP}/{VERSION}", KIND): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
@@ -254,9 +255,11 @@ class Gateway:
         return True
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Delete an object; False when it was already gone."""
+        """Delete an object, and in the background what it owns (a Job's pods: the API
+        server's default for a Job orphans them); False when it was already gone."""
         try:
-            await self._send("DELETE", object_path(api_version, kind, namespace, name))
+            path = object_path(api_version, kind, namespace, name)
+            await self._send("DELETE", path, params={"propagationPolicy": "Background"})
         except ApiError as error:
             if is_not_found(error):
                 return False

@@ -63,12 +63,12 @@ app.kubernetes.io/part-of: webapp-operator
 The operator's permissions in every namespace it watches, derived from what the code calls
 (tests/chart/test_chart_rbac.py holds the table; test_chart_cluster.py the evidence):
 - Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets,
-  Services, Ingresses and HorizontalPodAutoscalers (its indexes and event handlers); the
-  operator patches WebApp status only;
+  Services, Ingresses, HorizontalPodAutoscalers and migration Jobs (its indexes and event
+  handlers); the operator patches WebApp status only;
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
   annotations and data merge-patched, pruned ones deleted;
-- Deployments, Services, Ingresses and HorizontalPodAutoscalers are written by server-side
-  apply (PATCH; creating through apply needs `create` too), obsolete ones deleted;
+- Deployments, Services, Ingresses, HorizontalPodAutoscalers and Jobs are written by
+  server-side apply (PATCH; creating through apply needs `create` too), obsolete ones deleted;
 - Events are created (core/v1).
 No `get`: the operator reads these only through its watches.
 */}}
@@ -96,6 +96,9 @@ No `get`: the operator reads these only through its watches.
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
