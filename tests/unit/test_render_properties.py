@@ -135,6 +135,18 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
     if draw(st.booleans()):
+        spec["migration"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "command": st.lists(st.text(max_size=5), max_size=3) | st.none(),
+                    "args": st.lists(st.text(max_size=5), max_size=2),
+                    "activeDeadlineSeconds": st.integers(-1, 10**5),
+                    "backoffLimit": st.integers(-1, 12),
+                },
+            )
+        )
+    if draw(st.booleans()):
         spec["podSecurity"] = draw(st.sampled_from(["restricted", "baseline", "", None]))
         spec["runAsUser"] = draw(st.integers(-1, 2**32) | st.none())
         spec["runAsGroup"] = draw(st.integers(-1, 2**32) | st.none())
@@ -162,3 +174,7 @@ def test_a_webapp_is_rendered_or_refused_with_a_webapp_error(body: dict[str, Any
     except WebAppError:
         return
     assert result.deployments
+    if result.migration is not None:  # the same environment as every process (invariant 1)
+        (container,) = result.migration["spec"]["template"]["spec"]["containers"]
+        assert container["envFrom"] == [{"secretRef": {"name": result.snapshot_name}}]
+        assert len(result.migration["metadata"]["name"]) <= 63
