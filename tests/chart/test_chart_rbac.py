@@ -42,7 +42,9 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("apps", "deployments", "list"): "informer (handlers.informers, kube/informer.py)",
     ("apps", "deployments", "watch"): "same",
     # Gateway.apply is server-side apply (PATCH); when the object does not exist yet the API
-    # server authorises the same request as `create` (measured: 403 without it).
+    # server authorises the same request as `create` (measured: 403 without it). Before the
+    # first apply of each rendered object, Gateway.name_free (a dry-run POST, also `create`)
+    # checks that nobody else's object holds the name (reconcile._claim_names).
     ("apps", "deployments", "create"): "Gateway.apply creating a process's Deployment",
     ("apps", "deployments", "patch"): "Gateway.apply",
     ("apps", "deployments", "delete"): "Gateway.delete of a removed process's Deployment",

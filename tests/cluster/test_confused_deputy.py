@@ -31,7 +31,7 @@ import yaml
 from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, ServiceAccountIdentity, wait_for
@@ -111,6 +111,9 @@ def attempts(scene: Scene) -> list[Attempt]:
                 app_spec(ownedSecrets={"loot": {"keys": ["password"]}}),
                 "InvalidConfig",
                 "ownedSecrets `loot` where the plain Secret m-adopt-plain.loot already exists"),
+        Attempt("service-takeover", "payments", app_spec(), "InvalidConfig",
+                "WebApp `payments`, named like the admin's Service payments, to send its "
+                "traffic (and its clients' credentials) to her pods"),
     ]  # fmt: skip
 
 
@@ -196,6 +199,14 @@ class Scene:
         return names
 
 
+# Another team's Service, made by hand: the operator must never make it select her pods.
+PAYMENTS_SERVICE: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "payments"},
+    "spec": {"selector": {"app": "payments-backend"}, "ports": [{"port": 80}]},
+}
+
 MALLORY_RULES = [
     {
         "apiGroups": ["twelvefactor.dev"],
@@ -261,6 +272,8 @@ def _stage(scene: Scene) -> None:
     # Granted to other/shop (a bare name is the Secret's namespace), never to ns/shop.
     scene.secret("cross-canary", canary, scene.other, grant="shop", opted_in=True)
     scene.secret("wild-canary", canary, scene.other, grant="*", opted_in=True)
+    payments = {**PAYMENTS_SERVICE, "metadata": {"name": "payments", "namespace": scene.ns}}
+    opkit.apply(scene.admin, Service, payments)  # another team's, made by hand
     victim = app_spec(**secret_ref("canary-src"), ownedSecrets={"token": {"keys": ["token"]}})
     scene.webapp(scene.admin, "victim", victim)
     scene.wait_ready("victim")
@@ -292,6 +305,7 @@ ATTEMPT_IDS = [
     "sealing-keys",
     "owned-name-opted-in",
     "owned-name-plain",
+    "service-takeover",
 ]
 
 
@@ -336,6 +350,11 @@ def test_attempt_ends_in_a_clear_condition(scene: Scene, attempt_id: str) -> Non
         canary_free_snapshots(scene, attempt.app)
         if attempt_id.startswith("owned-name"):
             foreign_untouched(scene, f"{attempt.app}.loot")
+        if attempt_id == "service-takeover":
+            service = opkit.as_dict(scene.admin.get(Service, "payments", namespace=scene.ns))
+            assert service["spec"]["selector"] == {"app": "payments-backend"}, "taken over"
+            managers = {e.get("manager") for e in service["metadata"].get("managedFields") or []}
+            assert "webapp-operator" not in managers
     assert cond["status"] == "False"
     assert CANARY not in cond["message"]
 

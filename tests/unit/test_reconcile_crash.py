@@ -128,6 +128,8 @@ class FakeCluster:
     # What the Job controller makes of a new Job at once: "succeed" (Complete), "fail" (Failed,
     # its backoff limit reached) or "run" (no condition yet: finish it with `end_jobs`).
     jobs: str = "succeed"
+    # The dry-run creates that checked a name was free (reconcile._claim_names).
+    dry_runs: list[str] = field(default_factory=list)
 
     def _write(self, what: str) -> None:
         if self.crash_at is not None and len(self.writes) >= self.crash_at:
@@ -246,6 +248,18 @@ class FakeCluster:
         self._stamp(new)
         self.objects[key] = new
         return True
+
+    async def name_free(self, obj: Mapping[str, Any]) -> bool:
+        if obj["kind"] in self.denied:
+            from lightkube.core.exceptions import ApiError
+            from lightkube.models.meta_v1 import Status
+
+            raise ApiError(status=Status(code=403, reason="Forbidden"))
+        # Not a write (nothing is stored), so not counted as one; kept apart.
+        self.dry_runs.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        return (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]) not in (
+            self.objects
+        )
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         self._write(f"delete {kind}/{name}")

@@ -481,6 +481,10 @@ class FakeWriter:
         self.calls.append(("create", obj))
         return True
 
+    async def name_free(self, obj: Mapping[str, Any]) -> bool:
+        self.calls.append(("dry-run create", obj))
+        return True
+
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:

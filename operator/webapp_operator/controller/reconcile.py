@@ -76,6 +76,7 @@ class Writer(Protocol):
         self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> None: ...
     async def create(self, obj: Mapping[str, Any]) -> bool: ...
+    async def name_free(self, obj: Mapping[str, Any]) -> bool: ...
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool: ...
     async def patch_metadata(
         self, api_version: str, kind: str, namespace: str, name: str, metadata: Mapping[str, Any]
@@ -175,6 +176,11 @@ class Context:
         return (
             seen is not None and seen[0] == digest and self._tick() - seen[1] < self.memory_seconds
         )
+
+    def made_recently(self, key: tuple[str, ...]) -> bool:
+        """Written by this process moments ago, whatever it wrote (the watch may be behind)."""
+        seen = self.recent.get(key)
+        return seen is not None and self._tick() - seen[1] < self.memory_seconds
 
     def remember(self, key: tuple[str, ...], digest: str = "") -> None:
         self.recent[key] = (digest, self._tick())
@@ -1270,6 +1276,11 @@ async def reconcile_webapp(
             and (current.snapshot != result.snapshot_name)
         ):
             rolled.append(obj["metadata"]["name"])
+    fresh = [o for o, key, _, current in changed if current is None and not ctx.made_recently(key)]
+    if fresh:
+        claimed, again = await _claim_names(ctx, entry, generation, fresh)
+        if not claimed:
+            return again
     for obj, _, _, current in changed:
         await _handoff(ctx, obj, current)
     # Independent objects: applied together, one round trip rather than one per process.
@@ -1433,6 +1444,50 @@ async def _write_failed(
     raise failed[0][1]
 
 
+async def _claim_names(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    generation: int | None,
+    objs: list[dict[str, Any]],
+) -> tuple[bool, float | None]:
+    """Whether the names of objects the operator is about to make for the first time are
+    free: (True, None), or (False, when to look again) with the app failed.
+
+    A forced server-side apply would take over an object someone else made under that name
+    (its image, its rules, its selector), which whoever may create a WebApp may not be allowed
+    to write: the operator would be their way around RBAC. Its watches only see its own
+    (labelled) objects, and it may not `get` others, so each name is checked by a dry-run
+    create (nothing is stored; 409 when the name is held).
+    """
+    namespace, name = entry.namespace, entry.name
+    answers = await asyncio.gather(
+        *(ctx.writer.name_free(obj) for obj in objs), return_exceptions=True
+    )
+    # A kind the operator may not write at all cannot be taken over: its apply tells the app.
+    failed = [
+        (o["kind"], a)
+        for o, a in zip(objs, answers, strict=True)
+        if isinstance(a, BaseException) and not (_denied(a) and o["kind"] in OPTIONAL_KINDS)
+    ]
+    if failed:
+        return False, await _write_failed(ctx, entry, generation, failed)
+    held = [o for o, free in zip(objs, answers, strict=True) if free is False]
+    if not held:
+        ctx.succeeded(("held", namespace, name))
+        return True, None
+    names = ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in held)
+    deletes = "; ".join(
+        f"kubectl delete {o['kind'].lower()} {o['metadata']['name']} -n {namespace}" for o in held
+    )
+    msg = (
+        f"WebApp {namespace}/{name}: {names} already exists in the namespace and was not made "
+        f"by the operator for this app; it is never overwritten. Rename the app (or the "
+        f"process), or remove it if it may go ({deletes})"
+    )
+    await _fail(ctx, entry, InvalidConfigError(msg[:2000]), generation)
+    return False, ctx.backoff(("held", namespace, name))  # no watch tells of its removal
+
+
 async def _migration(
     ctx: Context,
     entry: state.WebAppEntry,
@@ -1474,6 +1529,10 @@ async def _migration(
         return False, None
     digest = stamp_applied(job)
     if current is None and not ctx.wrote_recently(key, digest):
+        if not ctx.made_recently(key):
+            claimed, again = await _claim_names(ctx, entry, generation, [job])
+            if not claimed:
+                return False, again
         try:
             await ctx.writer.apply(job)
         except Exception as error:  # noqa: BLE001 (told on the app, or raised by _write_failed)

@@ -254,6 +254,20 @@ class Gateway:
             raise
         return True
 
+    async def name_free(self, obj: Mapping[str, Any]) -> bool:
+        """Whether `obj` could be created: a dry-run create (nothing is stored), False when an
+        object of its name exists (409). It needs only `create`, where a GET needs `get`."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""))
+        params = {"fieldManager": FIELD_MANAGER, "dryRun": "All"}
+        try:
+            await self._send("POST", path, obj, params=params)
+        except ApiError as error:
+            if is_already_exists(error):
+                return False
+            raise
+        return True
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete an object, and in the background what it owns (a Job's pods: the API
         server's default for a Job orphans them); False when it was already gone."""

@@ -68,7 +68,8 @@ The operator's permissions in every namespace it watches, derived from what the 
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
   annotations and data merge-patched, pruned ones deleted;
 - Deployments, Services, Ingresses, HorizontalPodAutoscalers and Jobs are written by
-  server-side apply (PATCH; creating through apply needs `create` too), obsolete ones deleted;
+  server-side apply (PATCH; creating through apply needs `create` too, as does the dry-run
+  create that first checks a name is free), obsolete ones deleted;
 - Events are created (core/v1).
 No `get`: the operator reads these only through its watches.
 */}}
