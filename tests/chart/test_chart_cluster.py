@@ -38,6 +38,7 @@ from lightkube.resources.core_v1 import (
     ServiceAccount,
 )
 from lightkube.resources.networking_v1 import Ingress
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBinding
 from lightkube.types import PatchType
 from tests.chart import chartkit
@@ -394,6 +395,22 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     wait_for(lambda: len(jobs()) == 1 and jobs() != made, 60, message="the first Job deleted")
     kit.webapp("shop", exposed)
     wait_for(lambda: jobs() == [], 60, message="migration Job deleted")
+
+    # A disruption budget for the web process: created, changed, deleted.
+    def budget() -> Any:
+        found = kit.objects(PodDisruptionBudget, **{"twelvefactor.dev/webapp": "shop"})
+        return found[0]["spec"].get("maxUnavailable") if found else None
+
+    def budgeted(most: int) -> dict[str, Any]:
+        web = {**processes["web"], "disruptionBudget": {"maxUnavailable": most}}
+        return {**exposed, "processes": {**processes, "web": web}}
+
+    kit.webapp("shop", budgeted(1))
+    wait_for(lambda: budget() == 1, 60, message="PodDisruptionBudget created")
+    kit.webapp("shop", budgeted(2))
+    wait_for(lambda: budget() == 2, 60, message="PodDisruptionBudget changed")
+    kit.webapp("shop", exposed)
+    wait_for(lambda: budget() is None, 60, message="PodDisruptionBudget deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 

@@ -23,7 +23,7 @@ SEALING_CERT: Final = "webapp-operator-sealing-cert"
 IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     # Kopf's index and event handler on webapps (controller/handlers.py), the operator's
     # informers on secrets, deployments, replicasets, services, ingresses,
-    # horizontalpodautoscalers and jobs (kube/informer.py): list, watch.
+    # horizontalpodautoscalers, poddisruptionbudgets and jobs (kube/informer.py): list, watch.
     ("twelvefactor.dev", "webapps", "list"): "Kopf index `webapps`, on_webapp",
     ("twelvefactor.dev", "webapps", "watch"): "same",
     # kube/client.py Gateway.patch_webapp_status (reconcile._write_status); nothing else on
@@ -69,6 +69,11 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("batch", "jobs", "create"): "Gateway.apply of a release's spec.migration Job",
     ("batch", "jobs", "patch"): "Gateway.apply",
     ("batch", "jobs", "delete"): "Gateway.delete of another release's migration Job",
+    ("policy", "poddisruptionbudgets", "list"): "informer",
+    ("policy", "poddisruptionbudgets", "watch"): "same",
+    ("policy", "poddisruptionbudgets", "create"): "Gateway.apply of a disruptionBudget",
+    ("policy", "poddisruptionbudgets", "patch"): "Gateway.apply",
+    ("policy", "poddisruptionbudgets", "delete"): "Gateway.delete when it is taken out",
     ("", "events", "create"): "Gateway.post_event (core/v1 Events; Kopf's own posting is off)",
     # Gateway.get of a WebApp's spec.serviceAccountName (reconcile._check_service_account): the
     # account must grant the app (twelvefactor.dev/grant) before its pods may run as it.

@@ -23,6 +23,7 @@ from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 from tests.cluster import support
 from tests.cluster.support import BackgroundProcess, wait_for
@@ -41,6 +42,7 @@ WRITTEN_KINDS: tuple[Any, ...] = (
     Service,
     Ingress,
     HorizontalPodAutoscaler,
+    PodDisruptionBudget,
     Job,
     ConfigMap,
 )
@@ -315,6 +317,7 @@ class Kit:
             Service,
             Ingress,
             HorizontalPodAutoscaler,
+            PodDisruptionBudget,
             Job,
             ConfigMap,
             Pod,

@@ -333,6 +333,7 @@ class FakeCluster:
                 "Service",
                 "Ingress",
                 "HorizontalPodAutoscaler",
+                "PodDisruptionBudget",
                 "Job",
             ):  # the informers' entries
                 workload = state.workload_entry(kind, obj)

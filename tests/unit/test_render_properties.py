@@ -129,7 +129,19 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
             st.dictionaries(
                 names,
                 st.fixed_dictionaries(
-                    {}, optional={"autoscale": autoscale, "replicas": st.integers(0, 3)}
+                    {},
+                    optional={
+                        "autoscale": autoscale,
+                        "replicas": st.integers(0, 3),
+                        "disruptionBudget": st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "maxUnavailable": st.integers(-1, 1001)
+                                | st.sampled_from(["25%", "101%", "x", "0%"]),
+                                "minAvailable": st.integers(-1, 3) | st.just("50%"),
+                            },
+                        ),
+                    },
                 ),
                 max_size=3,
             )
@@ -178,3 +190,7 @@ def test_a_webapp_is_rendered_or_refused_with_a_webapp_error(body: dict[str, Any
         (container,) = result.migration["spec"]["template"]["spec"]["containers"]
         assert container["envFrom"] == [{"secretRef": {"name": result.snapshot_name}}]
         assert len(result.migration["metadata"]["name"]) <= 63
+    selectors = {d["metadata"]["name"]: d["spec"]["selector"] for d in result.deployments}
+    for budget in result.budgets:  # a budget selects its process's pods, never a scheduler's
+        assert budget["spec"]["selector"] == selectors[budget["metadata"]["name"]]
+        assert not budget["metadata"]["name"].endswith("-scheduler")

@@ -7,12 +7,13 @@ Why these Kopf features and no others:
   Kopf runs a sync handler in its thread pool, a thread hop per watch event.
 - `@kopf.on.event` only enqueues keys. It keeps no diff-base and no progress annotations; no
   change-detecting handler (`on.create/update/delete`) is registered at all, and no finalizer.
-- Managed Secrets, Deployments, ReplicaSets, Services (and Ingresses, autoscalers, migration
-  Jobs) are not watched through Kopf but through informers (`kube/informer.py`): each event
-  costs a JSON decoding into a compact entry, with none of Kopf's per-event machinery and
-  per-object memory (a fan-out's new snapshots and rollouts make many events; a cluster holds
-  thousands of managed Secrets). The Secrets are kept in a `state.SecretIndex`, read as a Kopf
-  index is. Kopf never sees a Secret, so it never writes one's data anywhere (invariant 2).
+- Managed Secrets, Deployments, ReplicaSets, Services (and Ingresses, autoscalers, disruption
+  budgets, migration Jobs) are not watched through Kopf but through informers
+  (`kube/informer.py`): each event costs a JSON decoding into a compact entry, with none of
+  Kopf's per-event machinery and per-object memory (a fan-out's new snapshots and rollouts
+  make many events; a cluster holds thousands of managed Secrets). The Secrets are kept in a
+  `state.SecretIndex`, read as a Kopf index is. Kopf never sees a Secret, so it never writes
+  one's data anywhere (invariant 2).
 - The workers start once Kopf's index and every informer have listed, so the first reconcile
   after a restart already sees the whole cluster and finds nothing to write (invariant 7).
 - Server-side label selectors: Secrets by the key `twelvefactor.dev/secret` (sources, revisions,
@@ -252,6 +253,7 @@ WORKLOAD_KINDS: Final = (
     ("Service", "/api/v1", "services", False),
     ("Ingress", "/apis/networking.k8s.io/v1", "ingresses", True),
     ("HorizontalPodAutoscaler", "/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    ("PodDisruptionBudget", "/apis/policy/v1", "poddisruptionbudgets", True),
     ("Job", "/apis/batch/v1", "jobs", True),
 )
 

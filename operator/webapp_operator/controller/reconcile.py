@@ -1300,6 +1300,7 @@ async def reconcile_webapp(
     ctx.succeeded(("optional", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}
     scalers = {a["metadata"]["name"] for a in result.autoscalers}
+    budgets = {b["metadata"]["name"] for b in result.budgets}
     for kind, wname in workloads:
         if kind == "Deployment" and wname not in desired:
             await ctx.writer.delete("apps/v1", "Deployment", namespace, wname)
@@ -1307,6 +1308,8 @@ async def reconcile_webapp(
             await ctx.writer.delete("networking.k8s.io/v1", "Ingress", namespace, wname)
         if kind == "HorizontalPodAutoscaler" and wname not in scalers:  # autoscale taken out
             await ctx.writer.delete("autoscaling/v2", kind, namespace, wname)
+        if kind == "PodDisruptionBudget" and wname not in budgets:  # taken out
+            await ctx.writer.delete("policy/v1", kind, namespace, wname)
         if kind == "Job" and result.migration is None:  # spec.migration taken out
             await ctx.writer.delete("batch/v1", kind, namespace, wname)
     if changed and ctx.urgent_besides is not None and ctx.urgent_besides(("webapp", *entry.key)):
@@ -1712,6 +1715,11 @@ OPTIONAL_KINDS: Final = {
         "autoscaling",
         "horizontalpodautoscalers",
         "spec.processes.<process>.autoscale",
+    ),
+    "PodDisruptionBudget": (
+        "policy",
+        "poddisruptionbudgets",
+        "spec.processes.<process>.disruptionBudget",
     ),
     "Job": ("batch", "jobs", "spec.migration"),
 }

@@ -164,6 +164,50 @@ class Autoscale(_Model):
         return self
 
 
+# A pod count or a percentage of the process's pods, as a PodDisruptionBudget takes them.
+DISRUPTION_PATTERN = r"^([0-9]|[1-9][0-9]|100)%$"
+PodsOrPercent = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "pattern": DISRUPTION_PATTERN,
+            "minimum": 0,
+            "maximum": 1000,
+        }
+    ),
+]
+
+
+class DisruptionBudget(_Model):
+    """A PodDisruptionBudget for a process: how many of its pods a voluntary disruption (a
+    node drained for maintenance, a cluster upgrade) may take down at once. Set one of the
+    two."""
+
+    max_unavailable: PodsOrPercent | None = Field(
+        default=None,
+        description="Pods (or a percentage, e.g. 25%) that may be down at once; 0 blocks "
+        "every drain.",
+    )
+    min_available: PodsOrPercent | None = Field(
+        default=None, description="Pods (or a percentage) that must stay up."
+    )
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> DisruptionBudget:
+        if (self.max_unavailable is None) == (self.min_available is None):
+            msg = "set maxUnavailable or minAvailable (one of them)"
+            raise ValueError(msg)
+        for value in (self.max_unavailable, self.min_available):
+            if isinstance(value, str) and not re.match(DISRUPTION_PATTERN, value):
+                msg = f"{value!r} is not a number of pods or a percentage such as 25%"
+                raise ValueError(msg)
+            if isinstance(value, int) and not 0 <= value <= 1000:
+                msg = f"{value} pods: between 0 and 1000"
+                raise ValueError(msg)
+        return self
+
+
 class ProcessSpec(_Model):
     """One process of the app (a Procfile line): its command and its replica count."""
 
@@ -188,6 +232,19 @@ class ProcessSpec(_Model):
         default=None,
         description="Scale this process on CPU use (a HorizontalPodAutoscaler) instead of a "
         "fixed replica count; not for a -scheduler process. Needs a CPU request.",
+    )
+    disruption_budget: DisruptionBudget | None = Field(
+        default=None,
+        description="A PodDisruptionBudget: how many pods a node drain may take at once; not "
+        "for a -scheduler process (its one pod would block every drain).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.maxUnavailable) != has(self.minAvailable)",
+                    "set maxUnavailable or minAvailable (one of them)",
+                )
+            ]
+        },
     )
 
 
@@ -597,6 +654,12 @@ class WebAppSpec(_Model):
                 raise ValueError(msg)
             if process.autoscale is not None and process_kind(name) == "scheduler":
                 msg = f"process {name!r} is a scheduler: it runs exactly one pod, no autoscale"
+                raise ValueError(msg)
+            if process.disruption_budget is not None and process_kind(name) == "scheduler":
+                msg = (
+                    f"process {name!r} is a scheduler: its one pod has no disruption budget "
+                    "(one would block every node drain)"
+                )
                 raise ValueError(msg)
             if process.autoscale is not None and process.replicas is not None:
                 msg = f"process {name!r}: set replicas or autoscale, not both"

@@ -11,7 +11,9 @@ What is rendered, for a WebApp `shop` in namespace `demo`:
 - one Deployment `shop-<process>` per `*-scheduler` process: one replica, `Recreate` strategy,
   so two pods never run at once;
 - with `spec.migration`, a Job `shop-migrate-<digest>` that runs it on the new environment
-  (the operator applies the workloads once it succeeded).
+  (the operator applies the workloads once it succeeded);
+- with `spec.ingress`, `processes.<p>.autoscale` or `.disruptionBudget`: an Ingress, a
+  HorizontalPodAutoscaler or a PodDisruptionBudget (named as the app or the process).
 
 Every container of every process reads the same snapshot through `envFrom` (invariant 1), and no
 value is ever inlined in a pod template (invariant 2). A pod template changes exactly when the
@@ -99,6 +101,7 @@ class Rendered:
     service: dict[str, Any]
     ingress: dict[str, Any] | None = None
     autoscalers: tuple[dict[str, Any], ...] = ()
+    budgets: tuple[dict[str, Any], ...] = ()
     # The Job of spec.migration: it succeeds before any workload is applied.
     migration: dict[str, Any] | None = None
 
@@ -108,9 +111,9 @@ class Rendered:
 
     def workloads(self) -> list[dict[str, Any]]:
         """The objects applied after the snapshot: Deployments, the Service, the Ingress, the
-        autoscalers."""
+        autoscalers, the disruption budgets."""
         ingress = [self.ingress] if self.ingress else []
-        return [*self.deployments, self.service, *ingress, *self.autoscalers]
+        return [*self.deployments, self.service, *ingress, *self.autoscalers, *self.budgets]
 
     def objects(self) -> list[dict[str, Any]]:
         """In apply order: the snapshot first, so no pod can start before it exists; the
@@ -383,6 +386,28 @@ def _autoscaler(
     }
 
 
+def _disruption_budget(name: str, process: ProcessSpec, webapp: WebApp) -> dict[str, Any] | None:
+    """The PodDisruptionBudget of a process that asks for one, named as its Deployment and
+    selecting its pods. Pods that are not ready may always be evicted (a crash-looping pod
+    must not hold a node drain up)."""
+    budget = process.disruption_budget
+    if budget is None:
+        return None
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector_labels(webapp.name, name)}}
+    if budget.max_unavailable is not None:
+        spec["maxUnavailable"] = budget.max_unavailable
+    if budget.min_available is not None:
+        spec["minAvailable"] = budget.min_available
+    spec["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower()}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(webapp, deployment_name(webapp.name, name), labels),
+        "spec": spec,
+    }
+
+
 def migration_job_name(app: str, digest: str) -> str:
     """`<app>-migrate-<digest>`, the app's part shortened so that the name stays a label value
     (the Job controller labels its pods with it)."""
@@ -542,5 +567,8 @@ def render(inputs: RenderInputs, settings: Settings) -> Rendered:
         service=_service(webapp, port),
         ingress=_ingress(webapp),
         autoscalers=tuple(a for a in scaled if a is not None),
+        budgets=tuple(
+            b for p in order if (b := _disruption_budget(p, processes[p], webapp)) is not None
+        ),
         migration=_migration_job(webapp, name, port, settings),
     )

@@ -162,6 +162,7 @@ _PATHS: Final[dict[tuple[str, str], tuple[str, str]]] = {
         "horizontalpodautoscalers",
     ),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     (f"{GROUP}/{VERSION}", KIND): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 

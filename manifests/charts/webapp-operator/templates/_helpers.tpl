@@ -63,13 +63,13 @@ app.kubernetes.io/part-of: webapp-operator
 The operator's permissions in every namespace it watches, derived from what the code calls
 (tests/chart/test_chart_rbac.py holds the table; test_chart_cluster.py the evidence):
 - Kopf lists and watches WebApps, the managed Secrets, the operator's Deployments, ReplicaSets,
-  Services, Ingresses, HorizontalPodAutoscalers and migration Jobs (its indexes and event
-  handlers); the operator patches WebApp status only;
+  Services, Ingresses, HorizontalPodAutoscalers, PodDisruptionBudgets and migration Jobs (its
+  indexes and event handlers); the operator patches WebApp status only;
 - Secrets: revision and environment snapshots and app-owned Secrets are created, their
   annotations and data merge-patched, pruned ones deleted;
-- Deployments, Services, Ingresses, HorizontalPodAutoscalers and Jobs are written by
-  server-side apply (PATCH; creating through apply needs `create` too, as does the dry-run
-  create that first checks a name is free), obsolete ones deleted;
+- Deployments, Services, Ingresses, HorizontalPodAutoscalers, PodDisruptionBudgets and Jobs
+  are written by server-side apply (PATCH; creating through apply needs `create` too, as does
+  the dry-run create that first checks a name is free), obsolete ones deleted;
 - Events are created (core/v1).
 No `get`: the operator reads these only through its watches.
 */}}
@@ -100,6 +100,9 @@ No `get`: the operator reads these only through its watches.
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
