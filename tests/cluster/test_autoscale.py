@@ -23,8 +23,10 @@ PASSWORD_2 = "canary-scale-two-64d0"
 APP: dict[str, Any] = {
     "framework": "fastapi",
     "image": "localhost:32000/shop:1",
-    "resources": {"requests": {"cpu": "100m"}},
-    "processes": {"web": {"autoscale": {"minReplicas": 2, "maxReplicas": 5}}},
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+    "processes": {
+        "web": {"autoscale": {"minReplicas": 2, "maxReplicas": 5, "memoryUtilization": 75}}
+    },
     "secrets": {"credentials": {"secretName": "credentials"}},
 }
 
@@ -54,6 +56,7 @@ def test_an_autoscaled_process_keeps_the_autoscalers_count_across_a_rollout(
     spec = found[0]["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop"}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 5)
+    assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu", "memory"]
     assert '"f:replicas"' not in operator_fields(kit)
 
     # The autoscaler scales the web process; a new revision rolls it; the count stays.

@@ -453,6 +453,22 @@ def test_no_autoscaler_unless_asked() -> None:
     assert render.render(inputs(app()), SETTINGS).autoscalers == ()
 
 
+def test_autoscale_on_memory_too_adds_its_target_and_needs_a_memory_request() -> None:
+    scaled = {"autoscale": {"maxReplicas": 4, "memoryUtilization": 75}}
+    requests = {"cpu": "100m", "memory": "128Mi"}
+    webapp = app(processes={"web": scaled}, resources={"requests": requests})
+    (scaler,) = render.render(inputs(webapp), SETTINGS).autoscalers
+    targets = {
+        m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+        for m in scaler["spec"]["metrics"]
+    }
+    assert targets == {"cpu": 80, "memory": 75}
+    without = app(processes={"web": scaled}, resources={"requests": {"cpu": "100m"}})
+    with pytest.raises(InvalidConfig) as refused:
+        render.render(inputs(without), SETTINGS)
+    assert "process 'web': autoscale needs a memory request" in refused.value.message
+
+
 def test_autoscale_without_a_cpu_request_is_refused_naming_the_process() -> None:
     webapp = app(processes={"web": {"autoscale": {"maxReplicas": 3}}})
     with pytest.raises(InvalidConfig) as refused:

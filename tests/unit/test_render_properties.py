@@ -122,6 +122,7 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
                 "minReplicas": st.integers(-1, 1001),
                 "maxReplicas": st.integers(-1, 1001),
                 "cpuUtilization": st.integers(0, 2000),
+                "memoryUtilization": st.integers(0, 2000) | st.none(),
             },
         )
         names = st.sampled_from(["web", "queue-worker", "beat-scheduler"])

@@ -146,7 +146,8 @@ class Resources(_Model):
 
 class Autoscale(_Model):
     """A HorizontalPodAutoscaler for a process: between minReplicas and maxReplicas pods, to
-    keep their CPU use near cpuUtilization percent of their CPU request (which it needs)."""
+    keep their CPU use near cpuUtilization percent of their CPU request (which it needs), and
+    their memory use near memoryUtilization percent of their memory request, if set."""
 
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=1, description="The fewest pods."
@@ -154,6 +155,11 @@ class Autoscale(_Model):
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = Field(description="The most pods.")
     cpu_utilization: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=80, description="Target CPU use, in percent of each pod's CPU request."
+    )
+    memory_utilization: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None,
+        description="Also a target memory use, in percent of each pod's memory request (which "
+        "it then needs); the autoscaler follows whichever target asks for more pods.",
     )
 
     @model_validator(mode="after")

@@ -363,16 +363,30 @@ def _autoscaler(
     autoscale = process.autoscale
     if autoscale is None:
         return None
-    resources = _resources(process, webapp, settings) or {}
-    if "cpu" not in (resources.get("requests") or {}):
-        msg = (
-            f"process {name!r}: autoscale needs a CPU request (resources.requests.cpu, for the "
-            "process or the app): CPU utilization is a share of it"
-        )
-        raise InvalidConfig(msg)
+    requests = (_resources(process, webapp, settings) or {}).get("requests") or {}
+    targets = {"cpu": autoscale.cpu_utilization, "memory": autoscale.memory_utilization}
+    for resource, share in targets.items():
+        if share is not None and resource not in requests:
+            said = "CPU" if resource == "cpu" else resource
+            msg = (
+                f"process {name!r}: autoscale needs a {said} request "
+                f"(resources.requests.{resource}, for the process or the app): {said} "
+                "utilization is a share of it"
+            )
+            raise InvalidConfig(msg)
     deployment = deployment_name(webapp.name, name)
     labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower()}
-    target = {"type": "Utilization", "averageUtilization": autoscale.cpu_utilization}
+    metrics = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": resource,
+                "target": {"type": "Utilization", "averageUtilization": share},
+            },
+        }
+        for resource, share in targets.items()
+        if share is not None
+    ]
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -381,7 +395,7 @@ def _autoscaler(
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
             "minReplicas": autoscale.min_replicas,
             "maxReplicas": autoscale.max_replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+            "metrics": metrics,
         },
     }
 
