@@ -490,3 +490,52 @@ def test_a_bad_autoscale_is_refused(processes: dict[str, Any], said: str) -> Non
     with pytest.raises(InvalidConfig) as refused:
         app(processes=processes)
     assert said in refused.value.message
+
+
+PLACEMENT: dict[str, Any] = {
+    "podAnnotations": {"prometheus.io/scrape": "true"},
+    "nodeSelector": {"pool": "web", "kubernetes.io/arch": "amd64"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "shop", "effect": "NoSchedule"},
+        {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+    ],
+    "migration": {"command": ["migrate"]},
+}
+
+
+def test_pod_annotations_node_selector_and_tolerations_reach_every_pod() -> None:
+    result = render.render(inputs(app(**PLACEMENT)), SETTINGS)
+    assert result.migration is not None
+    templates = [d["spec"]["template"] for d in result.deployments]
+    templates.append(result.migration["spec"]["template"])
+    for template in templates:
+        assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+        assert template["spec"]["nodeSelector"] == PLACEMENT["nodeSelector"]
+        assert template["spec"]["tolerations"] == PLACEMENT["tolerations"]
+    # Only the pods: the Deployments' own metadata carries none of them.
+    assert all("annotations" not in d["metadata"] for d in result.deployments)
+
+
+def test_without_them_no_pod_template_changes() -> None:
+    for deployment in render.render(inputs(app()), SETTINGS).deployments:
+        template = deployment["spec"]["template"]
+        assert set(template["metadata"]) == {"labels"}
+        assert not {"nodeSelector", "tolerations"} & set(template["spec"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ({"podAnnotations": {"twelvefactor.dev/applied": "x"}}, "operator's own"),
+        ({"podAnnotations": {"bad key": "x"}}, "not a Kubernetes annotation key"),
+        ({"nodeSelector": {"pool": "not a value"}}, "nodeSelector"),
+        ({"nodeSelector": {"/pool": "a"}}, "not a Kubernetes node label key"),
+        ({"tolerations": [{"operator": "Equal", "value": "x"}]}, "without a key"),
+        ({"tolerations": [{"key": "k", "operator": "Exists", "value": "x"}]}, "no value"),
+        ({"tolerations": [{"key": "k", "tolerationSeconds": 5}]}, "NoExecute only"),
+        ({"tolerations": [{"key": "k", "effect": "NoWay"}]}, "effect"),
+    ],
+)
+def test_placement_kubernetes_would_refuse_is_refused(spec: dict[str, Any], said: str) -> None:
+    with pytest.raises(InvalidConfig, match=said):
+        app(**spec)

@@ -160,6 +160,27 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
             )
         )
     if draw(st.booleans()):
+        keys = st.sampled_from(["a", "example.com/b", "/c", "twelvefactor.dev/x", "bad key", ""])
+        spec["podAnnotations"] = draw(st.dictionaries(keys, st.text(max_size=5), max_size=2))
+        spec["nodeSelector"] = draw(
+            st.dictionaries(keys, st.sampled_from(["web", "", "not ok", "x" * 70]), max_size=2)
+        )
+        spec["tolerations"] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "key": st.sampled_from(["dedicated", ""]),
+                        "operator": st.sampled_from(["Exists", "Equal", "In"]),
+                        "value": st.sampled_from(["shop", "", "a b"]),
+                        "effect": st.sampled_from(["NoSchedule", "NoExecute", "Never"]),
+                        "tolerationSeconds": st.integers(-1, 100),
+                    },
+                ),
+                max_size=2,
+            )
+        )
+    if draw(st.booleans()):
         spec["podSecurity"] = draw(st.sampled_from(["restricted", "baseline", "", None]))
         spec["runAsUser"] = draw(st.integers(-1, 2**32) | st.none())
         spec["runAsGroup"] = draw(st.integers(-1, 2**32) | st.none())

@@ -254,6 +254,60 @@ class ProcessSpec(_Model):
     )
 
 
+def _metadata_keys(
+    value: dict[str, str] | None, what: str, own_prefix: bool = False
+) -> dict[str, str] | None:
+    """Refuse keys that are not Kubernetes annotation or label keys ([prefix/]name), and the
+    operator's own prefix unless `own_prefix`."""
+    for key in value or {}:
+        prefix, slash, name = key.rpartition("/")
+        if not re.match(ANNOTATION_NAME_PATTERN, name) or (
+            slash and not (re.match(DNS_SUBDOMAIN_PATTERN, prefix) and len(prefix) <= 253)
+        ):
+            msg = f"{what} {key!r} is not a Kubernetes {what} key ([prefix/]name)"
+            raise ValueError(msg)
+        if prefix == "twelvefactor.dev" and not own_prefix:
+            msg = f"{what} {key!r}: the twelvefactor.dev/ prefix is the operator's own"
+            raise ValueError(msg)
+    return value
+
+
+# A label value: at most 63 characters, alphanumerics with -_. inside.
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+
+
+class Toleration(_Model):
+    """A toleration of every pod of the app (as a pod spec writes it): the pods may run on
+    nodes with a matching taint."""
+
+    key: str | None = Field(default=None, max_length=317, description="The taint's key.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Equal (the default) or Exists (any value)."
+    )
+    value: str | None = Field(
+        default=None, pattern=LABEL_VALUE_PATTERN, max_length=63, description="The value."
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="The taint's effect; any when omitted."
+    )
+    toleration_seconds: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="With NoExecute: how long the pod stays after the taint."
+    )
+
+    @model_validator(mode="after")
+    def _as_kubernetes_checks_it(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            msg = "a toleration with operator Exists has no value"
+            raise ValueError(msg)
+        if self.key is None and self.operator != "Exists":
+            msg = "a toleration without a key must have operator Exists"
+            raise ValueError(msg)
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            msg = "tolerationSeconds is for effect NoExecute only"
+            raise ValueError(msg)
+        return self
+
+
 class Ingress(_Model):
     """An Ingress for the web process's Service at spec.baseUrl: its host and path. The base
     URL is where the app is reached; the Ingress is what makes it so (Juju's ingress
@@ -282,17 +336,7 @@ class Ingress(_Model):
     @field_validator("annotations")
     @classmethod
     def _not_ours(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for key in value or {}:
-            prefix, _, name = key.rpartition("/")
-            if not re.match(ANNOTATION_NAME_PATTERN, name) or (
-                prefix and not (re.match(DNS_SUBDOMAIN_PATTERN, prefix) and len(prefix) <= 253)
-            ):
-                msg = f"annotation {key!r} is not a Kubernetes annotation key ([prefix/]name)"
-                raise ValueError(msg)
-            if prefix == "twelvefactor.dev":
-                msg = f"annotation {key!r}: the twelvefactor.dev/ prefix is the operator's own"
-                raise ValueError(msg)
-        return value
+        return _metadata_keys(value, "annotation")
 
 
 class HealthCheck(_Model):
@@ -628,6 +672,24 @@ class WebAppSpec(_Model):
         default=None,
         description="The numeric group every container runs as; the image's when omitted.",
     )
+    pod_annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Annotations of every pod of the app (e.g. prometheus.io/scrape: "
+        '"true"); never the operator\'s twelvefactor.dev/ prefix. A change rolls every process.',
+    )
+    node_selector: (
+        dict[str, Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]] | None
+    ) = Field(
+        default=None,
+        max_length=32,
+        description="Node labels every pod of the app needs (the pod spec's nodeSelector).",
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None,
+        max_length=32,
+        description="Taints every pod of the app tolerates (the pod spec's tolerations).",
+    )
     migration: Migration | None = Field(
         default=None,
         description="A command run once for each new release (image, environment, command) "
@@ -671,6 +733,16 @@ class WebAppSpec(_Model):
                 msg = f"process {name!r}: set replicas or autoscale, not both"
                 raise ValueError(msg)
         return value
+
+    @field_validator("pod_annotations")
+    @classmethod
+    def _pod_annotation_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _metadata_keys(value, "annotation")
+
+    @field_validator("node_selector")
+    @classmethod
+    def _node_label_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _metadata_keys(value, "node label", own_prefix=True)  # the nodes' labels
 
     @field_validator("config", "secrets")
     @classmethod

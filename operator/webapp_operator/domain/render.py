@@ -315,14 +315,30 @@ def _readiness_probe(check: HealthCheck) -> dict[str, Any]:
 
 
 def _pod_spec(container: dict[str, Any], webapp: WebApp) -> dict[str, Any]:
-    """A pod of the app: its one container, its ServiceAccount, its security context."""
+    """A pod of the app: its one container, its ServiceAccount, its security context, the
+    nodes it may run on."""
+    spec = webapp.spec
     pod_spec: dict[str, Any] = {"containers": [container]}
-    if webapp.spec.service_account_name:
-        pod_spec["serviceAccountName"] = webapp.spec.service_account_name
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
     security = _pod_security_context(webapp)
     if security:
         pod_spec["securityContext"] = security
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in spec.tolerations
+        ]
     return pod_spec
+
+
+def _pod_metadata(webapp: WebApp, labels: Mapping[str, str]) -> dict[str, Any]:
+    """A pod template's metadata: its labels, and the app's pod annotations."""
+    metadata: dict[str, Any] = {"labels": dict(labels)}
+    if webapp.spec.pod_annotations:
+        metadata["annotations"] = dict(webapp.spec.pod_annotations)
+    return metadata
 
 
 def _deployment(
@@ -341,7 +357,7 @@ def _deployment(
         "revisionHistoryLimit": settings.revision_history_limit,
         "selector": {"matchLabels": selector},
         "strategy": strategy,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": _pod_metadata(webapp, labels), "spec": pod_spec},
     }
     replicas = _replicas(name, process, webapp)
     if replicas is not None:
@@ -448,7 +464,7 @@ def _migration_job(
     )
     labels = {**common_labels(webapp), "app.kubernetes.io/component": MIGRATE_CONTAINER}
     template = {
-        "metadata": {"labels": labels},
+        "metadata": _pod_metadata(webapp, labels),
         "spec": {**_pod_spec(container, webapp), "restartPolicy": "Never"},
     }
     spec = {
