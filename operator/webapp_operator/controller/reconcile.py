@@ -1482,10 +1482,12 @@ async def _claim_names(
     deletes = "; ".join(
         f"kubectl delete {o['kind'].lower()} {o['metadata']['name']} -n {namespace}" for o in held
     )
+    one = len(held) == 1
     msg = (
-        f"WebApp {namespace}/{name}: {names} already exists in the namespace and was not made "
-        f"by the operator for this app; it is never overwritten. Rename the app (or the "
-        f"process), or remove it if it may go ({deletes})"
+        f"WebApp {namespace}/{name}: {names} already {'exists' if one else 'exist'} in the "
+        f"namespace and {'was' if one else 'were'} not made by the operator for this app; "
+        f"{'it is' if one else 'they are'} never overwritten. Rename the app (or the process), "
+        f"or remove {'it' if one else 'them'} if {'it' if one else 'they'} may go ({deletes})"
     )
     await _fail(ctx, entry, InvalidConfigError(msg[:2000]), generation)
     return False, ctx.backoff(("held", namespace, name))  # no watch tells of its removal
