@@ -52,6 +52,24 @@ def test_follow_prints_each_change_once_and_ends_when_ready() -> None:
     assert lines[-1] == "demo/shop: Ready=True (Available); web 2/2 updated, 2 available"
 
 
+def test_follow_waits_through_a_migration_and_stops_when_it_failed() -> None:
+    # Longer than the 10 s a failure is given: a migration is progress, not a failure.
+    states = iter([info("False", "MigrationInProgress", 0)] * 30 + [info("True", "Available", 2)])
+    fake = Fake()
+    result = apps.follow(lambda: next(states), 60, lambda _: None, fake.clock, fake.sleep)
+    assert result["ready"] == "True"
+    with pytest.raises(apps.StatusError, match="MigrationFailed"):
+        apps.follow(lambda: info("False", "MigrationFailed", 0), 60, print, fake.clock, fake.sleep)
+
+
+def test_the_summary_names_the_migration_that_last_succeeded() -> None:
+    webapp = {
+        "metadata": {"name": "shop", "namespace": "demo", "generation": 2},
+        "status": {"observedGeneration": 2, "migration": "shop-migrate-0123456789"},
+    }
+    assert apps.summary(webapp, [])["migration"] == "shop-migrate-0123456789"
+
+
 def test_follow_stops_on_a_failure_waiting_cannot_fix() -> None:
     fake = Fake()
     with pytest.raises(apps.StatusError, match="SecretNotGranted: run: kubectl webapp grant"):

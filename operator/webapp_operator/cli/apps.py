@@ -66,6 +66,7 @@ def summary(webapp: Mapping[str, Any], deployments: list[dict[str, Any]]) -> dic
         "message": ready.get("message", ""),
         "current": status.get("observedGeneration") == meta.get("generation"),
         "environment": status.get("environment"),
+        "migration": status.get("migration"),
         "processes": processes,
         "secrets": {
             s.get("option"): {
