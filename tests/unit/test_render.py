@@ -539,3 +539,16 @@ def test_without_them_no_pod_template_changes() -> None:
 def test_placement_kubernetes_would_refuse_is_refused(spec: dict[str, Any], said: str) -> None:
     with pytest.raises(InvalidConfig, match=said):
         app(**spec)
+
+
+def test_a_process_may_have_its_own_termination_grace_period() -> None:
+    processes = {
+        "web": {"command": ["gunicorn"]},
+        "celery-worker": {"command": ["celery"], "terminationGracePeriodSeconds": 600},
+    }
+    result = render.render(inputs(app(processes=processes)), SETTINGS)
+    grace = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds")
+        for d in result.deployments
+    }
+    assert grace == {"shop": None, "shop-celery-worker": 600}

@@ -134,6 +134,7 @@ def webapps(draw: st.DrawFn) -> dict[str, Any]:
                     optional={
                         "autoscale": autoscale,
                         "replicas": st.integers(0, 3),
+                        "terminationGracePeriodSeconds": st.integers(-1, 90000),
                         "disruptionBudget": st.fixed_dictionaries(
                             {},
                             optional={

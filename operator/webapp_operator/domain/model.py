@@ -239,6 +239,11 @@ class ProcessSpec(_Model):
         description="Scale this process on CPU use (a HorizontalPodAutoscaler) instead of a "
         "fixed replica count; not for a -scheduler process. Needs a CPU request.",
     )
+    termination_grace_period_seconds: Annotated[int, Field(ge=0, le=86400)] | None = Field(
+        default=None,
+        description="Seconds a stopping pod of this process gets between SIGTERM and SIGKILL "
+        "(a worker finishing its task); Kubernetes' 30 when omitted.",
+    )
     disruption_budget: DisruptionBudget | None = Field(
         default=None,
         description="A PodDisruptionBudget: how many pods a node drain may take at once; not "

@@ -348,6 +348,8 @@ def _deployment(
     selector = selector_labels(webapp.name, name)
     labels = {**common_labels(webapp), "app.kubernetes.io/component": name.lower(), **selector}
     pod_spec = _pod_spec(_container(name, process, webapp, snapshot, port, settings), webapp)
+    if process.termination_grace_period_seconds is not None:
+        pod_spec["terminationGracePeriodSeconds"] = process.termination_grace_period_seconds
     strategy: dict[str, Any] = (
         {"type": "Recreate"}
         if kind == "scheduler"
