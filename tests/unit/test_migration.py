@@ -19,15 +19,18 @@ ends a new Job as `FakeCluster.jobs` says.
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import pytest
 from tests.unit.test_reconcile_crash import (
     NS,
+    Crash,
     FakeCluster,
     FakeIndexes,
     credentials,
     new_context,
+    outcome,
     reconcile_rounds,
     settle,
     webapp,
@@ -379,3 +382,36 @@ def test_a_job_entry_says_how_the_job_ended() -> None:
     assert gone is not None
     assert gone.failed == "DeadlineExceeded"
     assert not gone.running
+
+
+@pytest.mark.parametrize("jobs", ["succeed", "fail"])
+def test_a_crash_at_any_write_of_a_migrating_release_changes_nothing_of_the_outcome(
+    jobs: str,
+) -> None:
+    """The operator dies before each write of a release with a migration (the snapshot, the
+    Job, the status, the rollout, the notices) and starts again: the same objects, the same
+    status, one Job, and no notice told twice."""
+    changed = settled()
+    changed.jobs = jobs
+    changed.put(credentials(CANARY))
+    changed.writes.clear()
+    changed.events.clear()
+    changed.warnings.clear()
+    reference = copy.deepcopy(changed)
+    asyncio.run(settle(reference))
+    writes = list(reference.writes)
+    assert any(w.startswith("apply Job/") for w in writes)
+    for crash_at, dying in enumerate(writes):
+        cluster = copy.deepcopy(changed)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))  # the restarted operator
+        where = f"died at write {crash_at} ({dying}) of {writes}"
+        assert outcome(cluster) == outcome(reference), where
+        assert named(cluster, "Job") == named(reference, "Job"), where
+        status = cluster.objects[("WebApp", NS, "shop")]["status"]
+        assert status == reference.objects[("WebApp", NS, "shop")]["status"], where
+        assert len(cluster.events) == len(set(cluster.events)), where  # nothing told twice
+        assert cluster.warnings.count("MigrationFailed") <= 1, where

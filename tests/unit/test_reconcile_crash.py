@@ -662,3 +662,31 @@ def test_a_crash_during_a_rotation_never_rotates_twice(due: FakeCluster) -> None
         lost = [e for e in told if e not in cluster.events]
         assert sorted(cluster.events + lost) == told, where  # nothing told twice
         assert set(lost) <= dying_notices(reference, crash_at), where
+
+
+def test_a_failure_is_warned_of_once_whenever_the_operator_dies() -> None:
+    """The Warning of a failure is posted before the status records it: an operator that dies
+    in between posts it again after its restart, under the same name, which is refused."""
+    start = FakeCluster()
+    start.put(credentials("one"))
+    body = webapp("shop", "auto")
+    body["spec"]["secrets"]["credentials"]["secretName"] = "other"
+    other = credentials("two")
+    other["metadata"]["name"] = "other"
+    other["metadata"]["annotations"] = {}  # granted to nobody
+    start.put(other)
+    start.put(body)
+    reference = copy.deepcopy(start)
+    asyncio.run(settle(reference))
+    assert reference.warnings == ["SecretNotGranted"]
+    for crash_at, dying in enumerate(reference.writes):
+        cluster = copy.deepcopy(start)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))
+        where = f"died at write {crash_at} ({dying}) of {reference.writes}"
+        assert cluster.warnings.count("SecretNotGranted") <= 1, where
+        status = cluster.objects[("WebApp", NS, "shop")]["status"]
+        assert status == reference.objects[("WebApp", NS, "shop")]["status"], where

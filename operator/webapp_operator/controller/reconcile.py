@@ -1103,20 +1103,29 @@ def _told_ready(entry: state.WebAppEntry) -> Mapping[str, Any]:
 async def _fail(
     ctx: Context, entry: state.WebAppEntry, error: WebAppError, generation: int | None
 ) -> None:
-    """The one failure path: Warning Event (on change only), Ready=False, keep workloads."""
+    """The one failure path: Warning Event (on change only), Ready=False, keep workloads.
+
+    The Warning is told before the status records the failure, and is named after the failure
+    and the Ready condition it replaces: a process that dies in between tells it again after
+    its restart under the same name, which the API server refuses, so it is told once; the
+    same failure coming back later (after another condition, or in a new generation of the
+    spec) is a new name, told again."""
     ready = _told_ready(entry)
     changed = ready.get("reason") != error.reason or ready.get("message") != error.message
     if changed:
+        uid = str((entry.body.get("metadata") or {}).get("uid"))
         involved = {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {
-                "name": entry.name,
-                "namespace": entry.namespace,
-                "uid": (entry.body.get("metadata") or {}).get("uid"),
-            },
+            "metadata": {"name": entry.name, "namespace": entry.namespace, "uid": uid},
         }
-        await ctx.writer.post_event(involved, error.reason, error.message, ctx.clock.now(), True)
+        before = [str(ready.get(k, "")) for k in ("status", "reason", "lastTransitionTime")]
+        name = _event_name(
+            entry.name, error.reason.lower(), uid, error.message, str(generation), *before
+        )
+        await ctx.writer.post_event(
+            involved, error.reason, error.message, ctx.clock.now(), True, name=name
+        )
     decided = [observe.ConditionSpec(reasons.READY, "False", error.reason, error.message)]
     await _write_status(ctx, entry, generation, decided, {})
 
