@@ -1622,9 +1622,17 @@ def bad_workload_fields(draw: st.DrawFn) -> Case:
                 "requests-over-limits",
                 "unknown-resource",
                 "process-quantity",
+                "migration-no-command",
+                "migration-deadline",
+                "budget-both",
+                "budget-scheduler",
+                "toleration-exists-value",
+                "node-selector-value",
             ]
         )
     )
+    if kind.startswith(("migration-", "budget-", "toleration-", "node-")):
+        return _bad_release_or_placement(draw, kind)
     if kind == "image-whitespace":
         image = draw(
             st.sampled_from(
@@ -1687,6 +1695,47 @@ def bad_workload_fields(draw: st.DrawFn) -> Case:
         spec,
         rejected("WebApp", f"spec.processes.jobs-worker.resources.{section}.{resource}"),
     )
+
+
+def _bad_release_or_placement(draw: st.DrawFn, kind: str) -> Case:
+    """spec.migration, a disruption budget, tolerations and node selectors Kubernetes would
+    refuse: by the CRD where it can say so, else by the operator before anything is applied."""
+    if kind == "migration-no-command":
+        spec = good_spec(migration={"command": []})
+        return Case("bad workload fields", kind, spec, rejected("WebApp", "spec.migration"))
+    if kind == "migration-deadline":
+        deadline = draw(st.sampled_from([0, -5, 86401]))
+        spec = good_spec(migration={"command": ["migrate"], "activeDeadlineSeconds": deadline})
+        return Case(
+            "bad workload fields",
+            kind,
+            spec,
+            rejected("WebApp", "spec.migration.activeDeadlineSeconds"),
+        )
+    if kind == "budget-both":
+        budget = {"maxUnavailable": 1, "minAvailable": draw(st.sampled_from([1, "50%"]))}
+        spec = good_spec(processes={"web": {"disruptionBudget": budget}})
+        return Case(
+            "bad workload fields",
+            kind,
+            spec,
+            rejected("WebApp", "spec.processes[web].disruptionBudget"),
+        )
+    if kind == "budget-scheduler":
+        budget = {"maxUnavailable": draw(st.sampled_from([0, 1, "25%"]))}
+        spec = good_spec(processes={"web": {}, "beat-scheduler": {"disruptionBudget": budget}})
+        return Case(
+            "bad workload fields", kind, spec, condition(reasons.INVALID_CONFIG, "is a scheduler")
+        )
+    if kind == "toleration-exists-value":
+        toleration = {"key": "dedicated", "operator": "Exists", "value": "shop"}
+        spec = good_spec(tolerations=[toleration])
+        return Case(
+            "bad workload fields", kind, spec, condition(reasons.INVALID_CONFIG, "no value")
+        )
+    value = draw(st.sampled_from(["a b", "-edge", "x" * 64, "ümlaut"]))
+    spec = good_spec(nodeSelector={"pool": value})
+    return Case("bad workload fields", kind, spec, rejected("WebApp", "spec.nodeSelector"))
 
 
 # ------------------------------------------------------------------------- bookkeeping
