@@ -593,6 +593,44 @@ def test_every_rule_of_the_namespaced_release_was_used(namespaced: Release) -> N
 # ------------------------------------------------------------------------------ cluster-wide
 
 
+def _ingress_hosts_as_the_policy_says(kube: Client, kit: opkit.Kit) -> None:
+    """ingressPolicy: the API server refuses a WebApp whose Ingress would serve a host its
+    namespace may not serve; the namespace's annotation says which it may."""
+
+    def answer(host: str) -> str | None:
+        body = {
+            "apiVersion": "twelvefactor.dev/v1alpha1",
+            "kind": "WebApp",
+            "metadata": {"name": "exposed", "namespace": kit.namespace},
+            "spec": {**SEED, "baseUrl": f"https://{host}/", "ingress": {}},
+        }
+        try:
+            kube.apply(opkit.WebApp.from_dict(body), field_manager="tests", dry_run=True)
+        except ApiError as error:
+            return str(error.status.message)
+        return "accepted"
+
+    def refusal(host: str) -> str | None:
+        said = answer(host)
+        return None if said == "accepted" else said
+
+    refused = wait_for(lambda: refusal("bank.example.org"), 30, message="a foreign host refused")
+    assert "an Ingress for host bank.example.org is not allowed" in refused
+    assert "(allowed: .example.com;" in refused
+    assert answer("shop.example.com") == "accepted"
+    annotation = {
+        "metadata": {"annotations": {"twelvefactor.dev/allowed-hosts": "bank.example.org"}}
+    }
+    kube.patch(Namespace, kit.namespace, annotation, patch_type=PatchType.MERGE)
+    wait_for(lambda: answer("bank.example.org") == "accepted", 30, message="the namespace's host")
+    assert "not allowed" in str(answer("shop.example.com"))
+    # Without spec.ingress, the base URL is only a variable: no host to guard.
+    plain = {"apiVersion": "twelvefactor.dev/v1alpha1", "kind": "WebApp"}
+    body = {**plain, "metadata": {"name": "plain", "namespace": kit.namespace}}
+    body["spec"] = {**SEED, "baseUrl": "https://anything.example.net/"}
+    kube.apply(opkit.WebApp.from_dict(body), field_manager="tests", dry_run=True)
+
+
 def test_cluster_wide_release_as_the_chart(
     kube: Client,
     kubeconfig: Path,
@@ -610,7 +648,14 @@ def test_cluster_wide_release_as_the_chart(
         "webapp-operator",
         f"t-chart-cw-{suffix}",
         apps,
-        ["--set", f"fullnameOverride={fullname}"],
+        [
+            "--set",
+            f"fullnameOverride={fullname}",
+            "--set",
+            "ingressPolicy.enabled=true",
+            "--set",
+            "ingressPolicy.defaultHosts={.example.com}",
+        ],
     ) as release:
         assert any(g[0] == "cluster" and g[2] == "secrets" for g in release.granted)
         kit = opkit.Kit(kube=kube, namespace=apps["walk"], start_background=background)
@@ -635,6 +680,7 @@ def test_cluster_wide_release_as_the_chart(
             kit.secret("credentials", {"username": "a", "password": PASSWORD_2}, grant="shop")
             wait_for(lambda: kit.revisions("credentials") == [2], 60, message="revision 2 only")
             kit.wait_ready("shop")
+            _ingress_hosts_as_the_policy_says(kube, kit)
             assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
         finally:
             kit.stop_operator()

@@ -267,3 +267,33 @@ def test_values_are_all_documented() -> None:
         stack.append((indent, documented))
         previous = stripped
     assert undocumented == []
+
+
+def test_the_ingress_policy_is_rendered_only_when_asked_for() -> None:
+    assert not chartkit.of_kind(_render(), "ValidatingAdmissionPolicy")
+    objects = _render(chartkit.ALL_VALUES)
+    (policy,) = chartkit.of_kind(objects, "ValidatingAdmissionPolicy")
+    (binding,) = chartkit.of_kind(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rules == [
+        {
+            "apiGroups": ["twelvefactor.dev"],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["webapps"],  # not webapps/status: the operator's writes pass
+        }
+    ]
+    hosts = next(v for v in policy["spec"]["variables"] if v["name"] == "hosts")
+    assert hosts["expression"].endswith('[".apps.example.com", "shop.example.org"]')
+
+
+@pytest.mark.parametrize("host", ['x"]+["*', "*.example.com", "a b", "-a.example.com"])
+def test_a_default_host_that_is_no_dns_name_is_refused(host: str) -> None:
+    with pytest.raises(AssertionError, match="schema"):
+        chartkit.template(
+            sets={"ingressPolicy.enabled": "true", "ingressPolicy.defaultHosts[0]": host}
+        )
