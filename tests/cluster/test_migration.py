@@ -79,6 +79,17 @@ def test_each_release_migrates_before_its_processes_move_to_it(kit: opkit.Kit) -
     assert second["metadata"]["name"] != name
     assert environments(kit) == {job_environment(second)}
 
+    # Each release told started and succeeded, once.
+    def told(reason: str) -> list[str] | None:
+        messages = sorted(e["message"] for e in kit.events(reason))
+        return messages if len(messages) == 2 else None
+
+    releases = sorted([name, second["metadata"]["name"]])
+    started = wait_for(lambda: told("MigrationStarted"), 30, message="two MigrationStarted")
+    assert [m.split()[3] for m in started] == releases  # "Running migration Job <name> ..."
+    succeeded = wait_for(lambda: told("MigrationSucceeded"), 30, message="two MigrationSucceeded")
+    assert [m.split()[2] for m in succeeded] == releases  # "Migration Job <name> succeeded..."
+
     # A restart writes nothing, and runs no migration again.
     before = kit.operator_writes()
     kit.stop_operator()
@@ -86,6 +97,7 @@ def test_each_release_migrates_before_its_processes_move_to_it(kit: opkit.Kit) -
     kit.wait_ready("shop")
     assert kit.operator_writes() == before
     assert list(jobs(kit)) == [second["metadata"]["name"]]
+    assert len(kit.events("MigrationSucceeded")) == 2
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
 
 

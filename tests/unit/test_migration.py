@@ -200,6 +200,26 @@ def test_a_new_app_runs_its_migration_before_any_process() -> None:
     assert named(cluster, "Job") == [job]  # kept, for its logs
 
 
+def test_the_migration_is_told_by_events_once_each() -> None:
+    cluster = settled(jobs="run")
+    (job,) = named(cluster, "Job")
+    started = [e for e in cluster.events if e[0] == "MigrationStarted"]
+    assert started == [
+        (
+            "MigrationStarted",
+            "shop",
+            f"Running migration Job {job} for environment {job_environment(cluster, job)}",
+        )
+    ]
+    asyncio.run(settle(cluster))  # a restart: nothing told again
+    cluster.end_jobs("succeed")
+    asyncio.run(settle(cluster))
+    asyncio.run(settle(cluster))
+    reasons_told = [e[0] for e in cluster.events if e[0].startswith("Migration")]
+    assert reasons_told == ["MigrationStarted", "MigrationSucceeded"]
+    assert CANARY not in str(cluster.events)
+
+
 def test_a_new_revision_rolls_out_only_after_its_migration_succeeded() -> None:
     cluster = settled()
     (first,) = named(cluster, "Job")
@@ -415,3 +435,7 @@ def test_a_crash_at_any_write_of_a_migrating_release_changes_nothing_of_the_outc
         assert status == reference.objects[("WebApp", NS, "shop")]["status"], where
         assert len(cluster.events) == len(set(cluster.events)), where  # nothing told twice
         assert cluster.warnings.count("MigrationFailed") <= 1, where
+        # The WebApp's notices of the migration are told exactly once, wherever it died.
+        for reason in ("MigrationStarted", "MigrationSucceeded", "MigrationFailed"):
+            told = [e for e in reference.events if e[0] == reason]
+            assert [e for e in cluster.events if e[0] == reason] == told, where

@@ -1063,6 +1063,19 @@ def _involved(webapp: model.WebApp) -> dict[str, Any]:
     }
 
 
+def _entry_ref(entry: state.WebAppEntry) -> dict[str, Any]:
+    """The WebApp of an index entry as an Event's involved object."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": entry.name,
+            "namespace": entry.namespace,
+            "uid": (entry.body.get("metadata") or {}).get("uid"),
+        },
+    }
+
+
 async def _write_status(
     ctx: Context,
     entry: state.WebAppEntry,
@@ -1113,12 +1126,8 @@ async def _fail(
     ready = _told_ready(entry)
     changed = ready.get("reason") != error.reason or ready.get("message") != error.message
     if changed:
-        uid = str((entry.body.get("metadata") or {}).get("uid"))
-        involved = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"name": entry.name, "namespace": entry.namespace, "uid": uid},
-        }
+        involved = _entry_ref(entry)
+        uid = str(involved["metadata"]["uid"])
         before = [str(ready.get(k, "")) for k in ("status", "reason", "lastTransitionTime")]
         name = _event_name(
             entry.name, error.reason.lower(), uid, error.message, str(generation), *before
@@ -1333,6 +1342,7 @@ async def reconcile_webapp(
     existing = [n for n in sorted(desired) if ("Deployment", n) in workloads]
     notices = _rollout_notice(entry, result.snapshot_name, existing, options)
     notices += _tracking_notices(webapp, options)
+    notices += _migrated_notice(entry, result)
 
     deployments = [workloads.get(("Deployment", n)) for n in sorted(desired)]
     done = all(
@@ -1539,6 +1549,8 @@ async def _migration(
             f"({current.failed}); every process keeps its previous release. Fix the cause and "
             f"apply a new spec, or run it again: kubectl delete job {name} -n {namespace}"
         )
+        if _told_ready(entry).get("message") != msg[:2000]:
+            await _together(_started_notice(ctx, entry, name, snapshot))
         await _fail(ctx, entry, MigrationFailed(msg[:2000]), generation)
         return False, None
     digest = stamp_applied(job)
@@ -1554,14 +1566,64 @@ async def _migration(
         ctx.remember(key, digest)
     ctx.succeeded(("optional", namespace, app))
     ready = observe.ConditionSpec(
-        reasons.READY,
-        "False",
-        reasons.MIGRATION_IN_PROGRESS,
-        f"Running migration Job {name} for environment {snapshot}; the processes move to it "
-        "once it succeeded",
+        reasons.READY, "False", reasons.MIGRATION_IN_PROGRESS, _migrating(name, snapshot)
     )
+    await _together(_started_notice(ctx, entry, name, snapshot))
     await _write_status(ctx, entry, generation, [ready], {})
     return False, None
+
+
+def _migrating(job: str, snapshot: str) -> str:
+    """The Ready message while a release's migration runs."""
+    return (
+        f"Running migration Job {job} for environment {snapshot}; the processes move to it "
+        "once it succeeded"
+    )
+
+
+def _started_notice(
+    ctx: Context, entry: state.WebAppEntry, job: str, snapshot: str
+) -> list[Coroutine[Any, Any, None]]:
+    """MigrationStarted unless the status already says the Job runs (it is told before the
+    status records it, under a name of its own: once, whenever the process dies; a Job that
+    ended before any status said so is told started when its end is)."""
+    if _told_ready(entry).get("message") == _migrating(job, snapshot):
+        return []
+    seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
+    key = (reasons.MIGRATION_STARTED, entry.namespace, entry.name, job)
+    message = f"Running migration Job {job} for environment {snapshot}"
+    started = reasons.MIGRATION_STARTED
+    return [_post_once(ctx, _entry_ref(entry), key, seen, started, message, ctx.clock.now())]
+
+
+def _migrated_notice(
+    entry: state.WebAppEntry, result: render.Rendered
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """MigrationSucceeded when the status does not record the release's migration yet (and
+    MigrationStarted first, when no status said it ran)."""
+    if result.migration is None:
+        return []
+    name = result.migration["metadata"]["name"]
+    if entry.status.get("migration") == name:
+        return []
+    snapshot = result.snapshot_name
+    notices: list[tuple[tuple[str, ...], str, str]] = []
+    if _told_ready(entry).get("message") != _migrating(name, snapshot):
+        notices.append(
+            (
+                (reasons.MIGRATION_STARTED, entry.namespace, entry.name, name),
+                reasons.MIGRATION_STARTED,
+                f"Running migration Job {name} for environment {snapshot}",
+            )
+        )
+    notices.append(
+        (
+            (reasons.MIGRATION_SUCCEEDED, entry.namespace, entry.name, name),
+            reasons.MIGRATION_SUCCEEDED,
+            f"Migration Job {name} succeeded: the processes move to environment {snapshot}",
+        )
+    )
+    return notices
 
 
 def _stall_notice(

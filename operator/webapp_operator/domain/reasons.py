@@ -62,3 +62,6 @@ UNSEAL_FAILED: Final = "UnsealFailed"
 SECRET_CHANGED: Final = "SecretChanged"
 SECRET_REFRESHED: Final = "SecretRefreshed"
 ROLLOUT_STARTED: Final = "RolloutStarted"
+# spec.migration's Job of a release was made; it succeeded (the processes move to the release).
+MIGRATION_STARTED: Final = "MigrationStarted"
+MIGRATION_SUCCEEDED: Final = "MigrationSucceeded"
