@@ -4,6 +4,9 @@ One namespace, two apps, one operator that is killed (SIGKILL to its whole proce
 per iteration and started again. Each iteration makes exactly one change, waits for a randomly
 chosen milestone of the work that change causes, waits a random jitter more, and kills:
 
+`shop` runs a migration (`spec.migration`) before each release, so every change also makes,
+waits for and records a migration Job.
+
 - rollout: `credentials` gets new content; killed right after the write, once its revision
   exists, once the Deployment template moved, or once the new ReplicaSet exists;
 - rotation: the app's owned secret `shop.api-token` rotates, either because the shifted clock
@@ -28,7 +31,8 @@ Then, against the API server (not the operator's view), every iteration checks:
 - one rollout per change: each Deployment's generation and `deployment.kubernetes.io/revision`
   moved by exactly one, exactly one new ReplicaSet each, and (over the whole run) never two
   `RolloutStarted`, `SecretRefreshed`, `SecretChanged`, `RevisionCreated` or `RevisionRemoved`
-  Events for the same thing;
+  Events for the same thing, and exactly one `MigrationStarted` and `MigrationSucceeded` per
+  release of `shop`;
 - at the end, no canary value anywhere it must not be (every operator log included), and the
   notices lost to kills are listed (the owner's are at most once; a WebApp's, named Events,
   exactly once: docs/reliability.md).
@@ -90,6 +94,8 @@ SHOP = {
         "token": {"secretName": TOKEN},
     },
     "ownedSecrets": {"api-token": {"keys": ["token"], "rotate": "hourly"}},
+    # A migration Job before each release (kwok completes its pod at once).
+    "migration": {"command": ["flask", "db", "upgrade"]},
 }
 # `audit` never refreshes: it keeps revision 1 of `credentials` to the end (invariant 4).
 AUDIT_TRACKS = 1
@@ -437,6 +443,10 @@ EVENT_KEYS: dict[str, re.Pattern[str]] = {
     "SecretChanged": re.compile(r"^(?P<what>\S+): revision (?P<n>\d+) of Secret "),
     "RevisionCreated": re.compile(r"^Created revision (?P<n>\d+) of Secret (?P<what>\S+)$"),
     "RevisionRemoved": re.compile(r"^Removed revision (?P<n>\d+) of Secret (?P<what>\S+):"),
+    "MigrationStarted": re.compile(
+        r"^Running migration Job (?P<what>\S+) for environment (?P<n>\S+)$"
+    ),
+    "MigrationSucceeded": re.compile(r"^Migration Job (?P<what>\S+) succeeded: .* (?P<n>\S+)$"),
 }
 
 
@@ -528,6 +538,7 @@ class Fuzz:
         self.figures = Figures()
         self.operators: list[BackgroundProcess] = []
         self.environments: list[str] = []  # shop's environment after each change
+        self.first_environment = ""  # and before the first
         # What each step made: ("env", snapshot) or (source, revision) -> step number.
         self.made: dict[tuple[str, str], int] = {}
 
@@ -588,6 +599,7 @@ class Fuzz:
         self.kit.webapp("audit", AUDIT)
         view = self.converge(None, self.expected())
         self.ledger.learn(view, TOKEN)
+        self.first_environment = str(template_snapshot(view.deployments["shop"]))
 
     def credentials_content(self, number: int) -> dict[str, str]:
         salt = self.rng.randrange(16**8)
@@ -849,6 +861,14 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     # WebApp's (named Events posted before the status that records them) never.
     counted = event_keys(kit.events())
     assert all(n == 1 for n in counted.values()), counted
+    # Each release of shop (its first environment and one per change) migrated, told started
+    # and succeeded exactly once, whatever the kills.
+    migrations = {key for key in counted if key[0].startswith("Migration")}
+    releases = sorted({fuzz.first_environment, *fuzz.environments})
+    for reason in ("MigrationStarted", "MigrationSucceeded"):
+        told = sorted(key[3] for key in migrations if key[0] == reason)
+        assert told == releases, f"{SEED_ENV}={seed}: {reason} for {told}, releases {releases}"
+    counted = collections.Counter({k: n for k, n in counted.items() if k not in migrations})
     wanted = fuzz.announced()
     assert set(counted) <= wanted, f"{SEED_ENV}={seed}: unexpected notices {set(counted) - wanted}"
     lost = collections.Counter(key[0] for key in wanted - set(counted))
