@@ -21,7 +21,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Pod, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
@@ -182,6 +182,11 @@ class Kit:
         }
         apply(self.kube, WebApp, body)
 
+    def enforce_pod_security(self, level: str | None) -> None:
+        """Make the namespace enforce a Pod Security level (None: none)."""
+        label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": level}}}
+        self.kube.patch(Namespace, self.namespace, label, patch_type=PatchType.MERGE)
+
     def annotate_webapp(self, name: str, annotations: Mapping[str, str | None]) -> None:
         self.kube.patch(
             WebApp,
@@ -310,19 +315,10 @@ class Kit:
         def scan(where: str, text: str) -> None:
             hits.extend(f"{where}: {needle[:6]}..." for needle in needles if needle in text)
 
-        for res in (
-            WebApp,
-            Deployment,
-            ReplicaSet,
-            Service,
-            Ingress,
-            HorizontalPodAutoscaler,
-            PodDisruptionBudget,
-            Job,
-            ConfigMap,
-            Pod,
-            Event,
-        ):
+        # Every kind the operator writes but Secrets (their metadata only, below), and what
+        # others make of its writes.
+        scanned = [res for res in WRITTEN_KINDS if res is not Secret]
+        for res in (*scanned, ReplicaSet, Pod, Event):
             for obj in self.objects(res):
                 scan(f"{res.__name__}/{obj['metadata']['name']}", json.dumps(obj, default=str))
         for secret in self.objects(Secret):

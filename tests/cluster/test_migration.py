@@ -15,8 +15,6 @@ from typing import Any
 
 from lightkube import ApiError
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Namespace
-from lightkube.types import PatchType
 from tests.cluster import opkit
 from tests.cluster.support import wait_for
 from tests.cluster.test_controller import counted
@@ -109,8 +107,7 @@ def test_a_migration_that_fails_keeps_every_process_on_its_release(kit: opkit.Ki
     before = environments(kit)
 
     # The Job's pod is refused at admission; after its deadline the Job fails.
-    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
-    kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
+    kit.enforce_pod_security("restricted")
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
     wait_for(
         lambda: kit.condition("shop").get("reason") == "MigrationFailed",
@@ -129,8 +126,7 @@ def test_a_migration_that_fails_keeps_every_process_on_its_release(kit: opkit.Ki
     assert counted(kit.metrics_text(), metric) == 1
 
     # Fixed, and the Job deleted as the message says: it runs again and the processes move.
-    unlabel = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}}
-    kit.kube.patch(Namespace, kit.namespace, unlabel, patch_type=PatchType.MERGE)
+    kit.enforce_pod_security(None)
     kit.kube.delete(Job, job, namespace=kit.namespace)
     kit.wait_ready("shop", timeout=120)
     assert kit.tracked("shop", "credentials") == 2

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from lightkube import ApiError
-from lightkube.resources.core_v1 import Namespace, Pod
-from lightkube.types import PatchType
+from lightkube.resources.core_v1 import Pod
 from tests.cluster import opkit
 from tests.cluster.support import wait_for
 from tests.cluster.test_controller import counted
@@ -113,8 +112,7 @@ def test_pods_the_namespace_refuses_stall_the_rollout_at_once_and_are_told_once(
     kit.wait_ready("shop")
     before = wait_for(lambda: running_web_pods(kit), 60, message="the web pod running")
 
-    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
-    kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
+    kit.enforce_pod_security("restricted")
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
     wait_for(
         lambda: kit.condition("shop").get("reason") == "RolloutStalled",
@@ -129,8 +127,7 @@ def test_pods_the_namespace_refuses_stall_the_rollout_at_once_and_are_told_once(
     wait_for(lambda: kit.events("RolloutStalled"), 30, message="RolloutStalled Event")
 
     # A fix and a new change: the next rollout completes.
-    unlabel = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}}
-    kit.kube.patch(Namespace, kit.namespace, unlabel, patch_type=PatchType.MERGE)
+    kit.enforce_pod_security(None)
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_3}, grant="shop")
     kit.wait_ready("shop", timeout=120)
     assert kit.tracked("shop", "credentials") == 3
@@ -144,8 +141,7 @@ def test_a_restricted_app_runs_in_a_namespace_that_enforces_the_restricted_level
 ) -> None:
     """`podSecurity: restricted` renders what Pod Security admission asks of each pod, for
     every process: the namespace enforces the level from the start and every pod is admitted."""
-    label = {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
-    kit.kube.patch(Namespace, kit.namespace, label, patch_type=PatchType.MERGE)
+    kit.enforce_pod_security("restricted")
     kit.start_operator()
     kit.secret("credentials", {"username": "admin", "password": PASSWORD}, grant="shop")
     processes: dict[str, Any] = {"web": {}, "queue-worker": {}, "beat-scheduler": {}}

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from tests.unit.test_reconcile_crash import (
     NS,
-    Crash,
     FakeCluster,
     FakeIndexes,
+    crashed_at_each_write,
     credentials,
     new_context,
     outcome,
@@ -419,16 +419,8 @@ def test_a_crash_at_any_write_of_a_migrating_release_changes_nothing_of_the_outc
     changed.warnings.clear()
     reference = copy.deepcopy(changed)
     asyncio.run(settle(reference))
-    writes = list(reference.writes)
-    assert any(w.startswith("apply Job/") for w in writes)
-    for crash_at, dying in enumerate(writes):
-        cluster = copy.deepcopy(changed)
-        cluster.crash_at = crash_at
-        with pytest.raises(Crash):
-            asyncio.run(settle(cluster))
-        cluster.crash_at = None
-        asyncio.run(settle(cluster))  # the restarted operator
-        where = f"died at write {crash_at} ({dying}) of {writes}"
+    assert any(w.startswith("apply Job/") for w in reference.writes)
+    for _, cluster, where in crashed_at_each_write(changed, reference):
         assert outcome(cluster) == outcome(reference), where
         assert named(cluster, "Job") == named(reference, "Job"), where
         status = cluster.objects[("WebApp", NS, "shop")]["status"]

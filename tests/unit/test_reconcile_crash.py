@@ -446,6 +446,21 @@ def changed() -> FakeCluster:
     return cluster
 
 
+def crashed_at_each_write(
+    start: FakeCluster, reference: FakeCluster
+) -> Iterator[tuple[int, FakeCluster, str]]:
+    """For each write of the run from `start` that `reference` made: a copy of `start` whose
+    operator died at that write and was started again, and where it died (for messages)."""
+    for crash_at, dying in enumerate(reference.writes):
+        cluster = copy.deepcopy(start)
+        cluster.crash_at = crash_at
+        with pytest.raises(Crash):
+            asyncio.run(settle(cluster))
+        cluster.crash_at = None
+        asyncio.run(settle(cluster))  # the restarted operator
+        yield crash_at, cluster, f"died at write {crash_at} ({dying}) of {reference.writes}"
+
+
 def dying_notices(reference: FakeCluster, crash_at: int) -> set[tuple[str, str, str]]:
     """The notices a process dying at write `crash_at` was posting: the run of Event writes
     starting there (notices decided together are posted together, after what records them)."""
@@ -497,18 +512,9 @@ def test_a_crash_at_any_write_repeats_no_notice_and_loses_only_those_being_poste
 ) -> None:
     reference = copy.deepcopy(changed)
     asyncio.run(settle(reference))
-    writes = list(reference.writes)
     told = sorted(reference.events)
-    assert len(writes) > 8  # revision, snapshot, Deployments, Service?, Events, statuses
-    for crash_at, dying in enumerate(writes):
-        cluster = copy.deepcopy(changed)
-        cluster.crash_at = crash_at
-        with pytest.raises(Crash):
-            asyncio.run(settle(cluster))
-        cluster.crash_at = None
-        asyncio.run(settle(cluster))  # the restarted operator
-
-        where = f"died at write {crash_at} ({dying}) of {writes}"
+    assert len(reference.writes) > 8  # revision, snapshot, Deployments, Service?, Events, statuses
+    for crash_at, cluster, where in crashed_at_each_write(changed, reference):
         assert outcome(cluster) == outcome(reference), where
         lost = [e for e in told if e not in cluster.events]
         assert sorted(cluster.events + lost) == told, where  # nothing told twice
@@ -679,14 +685,7 @@ def test_a_failure_is_warned_of_once_whenever_the_operator_dies() -> None:
     reference = copy.deepcopy(start)
     asyncio.run(settle(reference))
     assert reference.warnings == ["SecretNotGranted"]
-    for crash_at, dying in enumerate(reference.writes):
-        cluster = copy.deepcopy(start)
-        cluster.crash_at = crash_at
-        with pytest.raises(Crash):
-            asyncio.run(settle(cluster))
-        cluster.crash_at = None
-        asyncio.run(settle(cluster))
-        where = f"died at write {crash_at} ({dying}) of {reference.writes}"
+    for _, cluster, where in crashed_at_each_write(start, reference):
         assert cluster.warnings.count("SecretNotGranted") <= 1, where
         status = cluster.objects[("WebApp", NS, "shop")]["status"]
         assert status == reference.objects[("WebApp", NS, "shop")]["status"], where

@@ -1052,28 +1052,22 @@ def _status_secrets(options: Iterable[_Option]) -> list[dict[str, Any]]:
 
 
 def _involved(webapp: model.WebApp) -> dict[str, Any]:
+    return _webapp_ref(webapp.name, webapp.namespace, webapp.metadata.uid)
+
+
+def _webapp_ref(name: str, namespace: str, uid: str | None) -> dict[str, Any]:
+    """A WebApp as an Event's involved object."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {
-            "name": webapp.name,
-            "namespace": webapp.namespace,
-            "uid": webapp.metadata.uid,
-        },
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
     }
 
 
 def _entry_ref(entry: state.WebAppEntry) -> dict[str, Any]:
     """The WebApp of an index entry as an Event's involved object."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": entry.name,
-            "namespace": entry.namespace,
-            "uid": (entry.body.get("metadata") or {}).get("uid"),
-        },
-    }
+    uid = (entry.body.get("metadata") or {}).get("uid")
+    return _webapp_ref(entry.name, entry.namespace, uid)
 
 
 async def _write_status(
@@ -1581,19 +1575,28 @@ def _migrating(job: str, snapshot: str) -> str:
     )
 
 
+def _started(
+    entry: state.WebAppEntry, job: str, snapshot: str
+) -> list[tuple[tuple[str, ...], str, str]]:
+    """MigrationStarted, unless the status already says the Job runs: it is told before the
+    status records it, under a name of its own (once, whenever the process dies); a Job that
+    ended before any status said it ran is told started when its end is."""
+    if _told_ready(entry).get("message") == _migrating(job, snapshot):
+        return []
+    key = (reasons.MIGRATION_STARTED, entry.namespace, entry.name, job)
+    message = f"Running migration Job {job} for environment {snapshot}"
+    return [(key, reasons.MIGRATION_STARTED, message)]
+
+
 def _started_notice(
     ctx: Context, entry: state.WebAppEntry, job: str, snapshot: str
 ) -> list[Coroutine[Any, Any, None]]:
-    """MigrationStarted unless the status already says the Job runs (it is told before the
-    status records it, under a name of its own: once, whenever the process dies; a Job that
-    ended before any status said so is told started when its end is)."""
-    if _told_ready(entry).get("message") == _migrating(job, snapshot):
-        return []
+    """Post `_started`, if due."""
     seen = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
-    key = (reasons.MIGRATION_STARTED, entry.namespace, entry.name, job)
-    message = f"Running migration Job {job} for environment {snapshot}"
-    started = reasons.MIGRATION_STARTED
-    return [_post_once(ctx, _entry_ref(entry), key, seen, started, message, ctx.clock.now())]
+    return [
+        _post_once(ctx, _entry_ref(entry), key, seen, reason, message, ctx.clock.now())
+        for key, reason, message in _started(entry, job, snapshot)
+    ]
 
 
 def _migrated_notice(
@@ -1607,15 +1610,7 @@ def _migrated_notice(
     if entry.status.get("migration") == name:
         return []
     snapshot = result.snapshot_name
-    notices: list[tuple[tuple[str, ...], str, str]] = []
-    if _told_ready(entry).get("message") != _migrating(name, snapshot):
-        notices.append(
-            (
-                (reasons.MIGRATION_STARTED, entry.namespace, entry.name, name),
-                reasons.MIGRATION_STARTED,
-                f"Running migration Job {name} for environment {snapshot}",
-            )
-        )
+    notices = _started(entry, name, snapshot)
     notices.append(
         (
             (reasons.MIGRATION_SUCCEEDED, entry.namespace, entry.name, name),
