@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import Secret, Service
 from lightkube.types import PatchType
 from tests.cluster import opkit
 from tests.cluster.support import BackgroundProcess, wait_for
@@ -363,6 +363,41 @@ def test_restart_with_nothing_changed_writes_nothing(kit: opkit.Kit) -> None:
     assert now == status, f"status before: {status}\nstatus after: {now}"
     assert after == settled
     assert len(kit.events()) == events
+
+
+def test_what_someone_deletes_moments_after_it_was_made_is_made_again(kit: opkit.Kit) -> None:
+    """The operator's memory of its own recent writes (which keeps a reconcile racing the
+    watch from writing twice) ends once the watch shows them: a Deployment, a Service and the
+    environment snapshot deleted seconds after they were made come back at once, not when the
+    memory expires (30 s) or the app next changes."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    snapshot = kit.one_snapshot("shop")
+    gone: list[tuple[Any, str]] = [
+        (Deployment, "shop-celery-worker"),
+        (Service, "shop"),
+        (Secret, snapshot),
+    ]
+    for resource, name in gone:
+        uid = kit.kube.get(resource, name, namespace=kit.namespace).metadata.uid
+        kit.kube.delete(resource, name, namespace=kit.namespace)
+
+        def again(resource: Any = resource, name: str = name, uid: Any = uid) -> bool:
+            try:
+                obj = kit.kube.get(resource, name, namespace=kit.namespace)
+            except ApiError as error:
+                if error.status.code == 404:
+                    return False
+                raise
+            return bool(obj.metadata.uid != uid)
+
+        wait_for(again, 20, message=f"{resource.__name__} {name} made again")
+    assert kit.one_snapshot("shop") == snapshot  # the same content, the same name: no rollout
+    assert kit.env(snapshot)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+    kit.wait_ready("shop")
+    assert kit.canary_hits([PASSWORD_1]) == []
 
 
 def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:

@@ -315,6 +315,8 @@ def on_secret(
             delay, priority = runtime.revision_delay(namespace, source), URGENT
             new_revision = True
     else:
+        if kind == revisions.KIND_ENVIRONMENT:
+            _on_snapshot(runtime, old, new)
         return
     runtime.secret(namespace, source, priority=priority)
     ctx = runtime.ctx
@@ -325,6 +327,27 @@ def on_secret(
         # for: its new revision wakes it at once.
         wait = delay if not new_revision or _references_others(ctx, app_ns, app_name) else 0.0
         runtime.webapp(app_ns, app_name, delay=wait, priority=priority)
+
+
+def _on_snapshot(
+    runtime: Runtime, old: state.SecretEntry | None, new: state.SecretEntry | None
+) -> None:
+    """An environment snapshot's event: once the watch shows it, the memory of having made it
+    ends; one that goes while a Deployment or Job of its app reads it (deleted by someone:
+    the operator prunes only snapshots nothing reads) wakes the app, which makes it again."""
+    ctx = runtime.ctx
+    if ctx is None:
+        return
+    if new is not None:
+        ctx.caught_up(("Secret", new.namespace, new.name))
+        return
+    assert old is not None
+    app = old.labels.get(render.LABEL_ENVIRONMENT)
+    if app and any(
+        w.snapshot == old.name and w.kind in ("Deployment", "Job")
+        for w in reconcile._all(ctx.indexes.workloads, (old.namespace, app))
+    ):
+        runtime.webapp(old.namespace, app, FOLLOW_UP_DELAY, priority=FOLLOW_UP)
 
 
 def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> bool:
@@ -350,6 +373,8 @@ def on_workload(
     """An informer saw a workload change: queue its app and the Secrets its environment was
     built from, unless nothing a reconcile reads of it changed (a rollout's status updates)."""
     runtime.workloads.put(old, new)
+    if new is not None and runtime.ctx is not None:
+        runtime.ctx.caught_up((new.kind, new.namespace, new.name), new.applied)
     before = None if old is None else _workload_signature(old)
     after = None if new is None else _workload_signature(new)
     if before == after:

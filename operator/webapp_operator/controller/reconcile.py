@@ -182,6 +182,14 @@ class Context:
         seen = self.recent.get(key)
         return seen is not None and self._tick() - seen[1] < self.memory_seconds
 
+    def caught_up(self, key: tuple[str, ...], digest: str | None = "") -> None:
+        """The watch shows `key` as this process wrote it (`digest`): the memory of the write
+        has done its work, and must not keep the object, deleted from now on, from being made
+        again (it would be taken for a write the watch has not shown yet)."""
+        seen = self.recent.get(key)
+        if seen is not None and seen[0] == digest:
+            del self.recent[key]
+
     def remember(self, key: tuple[str, ...], digest: str = "") -> None:
         self.recent[key] = (digest, self._tick())
         if len(self.recent) >= self.recent_sweep_at:
@@ -995,6 +1003,7 @@ async def _ensure_owned(ctx: Context, webapp: model.WebApp) -> bool:
                     ctx.remember(key)
             pending = True
             continue
+        ctx.caught_up(key)  # made: deleted from now on, it is made again
         if current.labels.get(owned.OWNED_BY_LABEL) != webapp.name:
             raise not_owned
         desired = {
@@ -1271,7 +1280,10 @@ async def reconcile_webapp(
         digests[obj["kind"], obj["metadata"]["name"]] = digest
         key = (obj["kind"], namespace, obj["metadata"]["name"])
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
-        if (current is not None and current.applied == digest) or ctx.wrote_recently(key, digest):
+        if current is not None and current.applied == digest:
+            ctx.caught_up(key, digest)
+            continue
+        if ctx.wrote_recently(key, digest):
             continue
         holder = ctx.indexes.workloads.named(*key)
         if holder is not None and holder.app != name:
@@ -1530,9 +1542,8 @@ async def _migration(
     current = workloads.get(("Job", name))
     key = ("Job", namespace, name)
     if current is not None:
-        # The watch has it: the memory of having made it is not needed, and must not keep a
-        # Job deleted from now on (to run it again) from being made again.
-        ctx.recent.pop(key, None)
+        # A Job deleted from now on (to run it again) is made again.
+        ctx.caught_up(key, current.applied)
     if entry.status.get("migration") == name or (current is not None and current.succeeded):
         ctx.succeeded(("optional", namespace, app))
         return True, None
@@ -1663,12 +1674,13 @@ async def _ensure_snapshot(
     name made by someone else is never mounted by the app's pods and never overwritten."""
     namespace, name = webapp.namespace, result.snapshot_name
     key = ("Secret", namespace, name)
-    if ctx.wrote_recently(key):
-        return None  # created by this process moments ago
     current: state.SecretEntry | None = _one(ctx.indexes.secrets, (namespace, name))
     if current is not None and current.verified is not None:
         if current.kind == revisions.KIND_ENVIRONMENT and current.verified:
+            ctx.caught_up(key)  # deleted from now on, it is made again
             return None  # ours, checked when the index took it
+    elif ctx.wrote_recently(key):
+        return None  # created by this process moments ago; the watch is behind
     elif current is None and await ctx.writer.create(result.snapshot):
         ctx.remember(key)
         return None
