@@ -76,3 +76,39 @@ def test_a_secret_key_option_in_config_names_its_field() -> None:
         f"WebApp {NS}/shop: spec.config.app-secret-key-id: an option of type secret: reference "
         "a Secret holding one key, value, under spec.secrets.app-secret-key-id instead"
     )
+
+
+def conditions(cluster: FakeCluster, name: str) -> dict[str, dict[str, Any]]:
+    status = cluster.objects[("WebApp", NS, name)]["status"]
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_a_failure_keeps_the_conditions_it_could_not_decide_again() -> None:
+    """A manual observer behind its Secret, then a spec the operator refuses: Ready says why,
+    and SecretUpdateAvailable stays as last decided (its generation says when), not dropped;
+    the spec fixed, every condition is decided again."""
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    app = webapp("shop", "manual")
+    cluster.put(copy.deepcopy(app))
+    asyncio.run(settle(cluster))
+    cluster.put(credentials("two"))
+    asyncio.run(settle(cluster))
+    behind = conditions(cluster, "shop")["SecretUpdateAvailable"]
+    assert (behind["status"], behind["observedGeneration"]) == ("True", 1)
+
+    stored = cluster.objects[("WebApp", NS, "shop")]  # `kubectl apply`: the status stays
+    stored["metadata"]["generation"] = 2
+    stored["spec"]["config"] = {"app-secret-key-id": "app-key"}
+    asyncio.run(settle(cluster))
+    now = conditions(cluster, "shop")
+    assert (now["Ready"]["reason"], now["Ready"]["observedGeneration"]) == ("InvalidConfig", 2)
+    assert now["SecretUpdateAvailable"] == behind
+
+    stored["metadata"]["generation"] = 3
+    del stored["spec"]["config"]
+    asyncio.run(settle(cluster))
+    now = conditions(cluster, "shop")
+    assert now["Ready"]["reason"] == "Available"
+    assert now["SecretUpdateAvailable"]["status"] == "True"
+    assert {c["observedGeneration"] for c in now.values()} == {3}

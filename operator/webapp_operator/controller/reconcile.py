@@ -1085,12 +1085,13 @@ async def _write_status(
     generation: int | None,
     decided: list[observe.ConditionSpec],
     extra: Mapping[str, Any],
+    keep_undecided: bool = False,
 ) -> None:
     old = entry.status
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": observe.conditions(
-            old.get("conditions"), decided, ctx.now_text(), generation
+            old.get("conditions"), decided, ctx.now_text(), generation, keep_undecided
         ),
         **extra,
     }
@@ -1139,7 +1140,10 @@ async def _fail(
             involved, error.reason, error.message, ctx.clock.now(), True, name=name
         )
     decided = [observe.ConditionSpec(reasons.READY, "False", error.reason, error.message)]
-    await _write_status(ctx, entry, generation, decided, {})
+    # The other conditions (a revision available, a rotation due, an expiry) were decided from
+    # a spec and Secrets this failure keeps the operator from reading again: they stay as
+    # last decided, not dropped (a Secret that expired is still expired).
+    await _write_status(ctx, entry, generation, decided, {}, keep_undecided=True)
 
 
 async def reconcile_webapp(
@@ -1574,7 +1578,7 @@ async def _migration(
         reasons.READY, "False", reasons.MIGRATION_IN_PROGRESS, _migrating(name, snapshot)
     )
     await _together(_started_notice(ctx, entry, name, snapshot))
-    await _write_status(ctx, entry, generation, [ready], {})
+    await _write_status(ctx, entry, generation, [ready], {}, keep_undecided=True)
     return False, None
 
 

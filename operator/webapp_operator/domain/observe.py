@@ -87,10 +87,19 @@ def conditions(
     new: Sequence[ConditionSpec],
     now: str,
     generation: int | None,
+    keep_undecided: bool = False,
 ) -> list[dict[str, Any]]:
-    """Merge decided conditions with the old ones; keep a transition time while status holds."""
+    """Merge decided conditions with the old ones; keep a transition time while status holds.
+    With `keep_undecided` (a failure, a migration: only Ready is decided), the old conditions
+    of other types stay as they were, their observedGeneration saying when they were decided;
+    else only the decided ones are left."""
     previous = {c.get("type"): c for c in old or []}
-    merged = []
+    decided = {spec.type for spec in new}
+    merged = [
+        dict(c)
+        for c in old or []
+        if keep_undecided and c.get("type") not in decided and isinstance(c.get("type"), str)
+    ]
     for spec in new:
         before = previous.get(spec.type)
         stamp = now
