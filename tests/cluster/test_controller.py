@@ -7,6 +7,7 @@ deadlines. Canary values are searched for everywhere they must never appear (inv
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -617,11 +618,13 @@ def test_status_wait_follows_the_rollout_until_ready(
     assert PASSWORD_1 not in out
 
 
-def test_the_cli_shows_a_hand_made_revision_as_unsigned(
+def test_the_cli_shows_a_hand_made_revision_as_unsigned_then_as_disowned(
     kit: opkit.Kit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Revisions the operator made carry its signature; a Secret someone named and labelled as
-    a revision carries none, and `show-secret` tells them apart (it cannot check a signature)."""
+    a revision carries none (or one that is not the operator's): `show-secret` shows the first
+    as unsigned at once, and both as not revisions once the operator checked them and told so
+    by a Warning on each (the CLI holds no key to check a signature)."""
     from webapp_operator.cli import main
     from webapp_operator.domain import revisions
 
@@ -637,28 +640,58 @@ def test_the_cli_shows_a_hand_made_revision_as_unsigned(
         },
         "stringData": {"username": "a", "password": PASSWORD_2},
     }
+    kit.stop_operator()  # so that the CLI sees it before the operator told anything of it
     kit.kube.create(Secret.from_dict(hand_made), namespace=kit.namespace)  # type: ignore[call-overload]
+    # One with a signature that is not the operator's: the CLI cannot tell it from a real one
+    # until the operator told so (a Warning on it).
+    forged = copy.deepcopy(hand_made)
+    forged["metadata"]["name"] = revisions.revision_name("credentials", 6)
+    forged["metadata"]["labels"] = revisions.revision_labels("credentials", 6)
+    forged["metadata"]["annotations"] = {revisions.SIGNATURE_ANNOTATION: "0" * 32}
+    kit.kube.create(Secret.from_dict(forged), namespace=kit.namespace)  # type: ignore[call-overload]
 
-    argv = ["show-secret", "credentials", "--revisions", "-o", "json", "-n", kit.namespace]
-    assert main.main(argv) == 0
-    out = capsys.readouterr().out
-    document = json.loads(out)[f"{kit.namespace}/credentials"]
+    def shown() -> dict[str, Any]:
+        argv = ["show-secret", "credentials", "--revisions", "-o", "json", "-n", kit.namespace]
+        assert main.main(argv) == 0
+        out = capsys.readouterr().out
+        assert PASSWORD_1 not in out
+        assert PASSWORD_2 not in out
+        return dict(json.loads(out)[f"{kit.namespace}/credentials"])
+
+    document = shown()
     assert [(r["revision"], r.get("unsigned", False)) for r in document["revisions"]] == [
         (1, False),
         (5, True),
+        (6, False),
     ]
     assert len(document["problems"]) == 1
     assert document["problems"][0].startswith("revision 5 carries no signature")
-    assert PASSWORD_1 not in out
-    assert PASSWORD_2 not in out
-    # The operator saw it and left it alone: shop still runs revision 1, and it is not removed.
+    # The operator checks both and leaves them alone, told by a Warning on each: shop still
+    # runs revision 1, and neither is removed; the CLI lists neither as a revision any more.
+    kit.start_operator()
     wait_for(
-        lambda: "credentials.rev-5 is labelled as revision 5" in kit.operator_log(),
+        lambda: len(kit.events("RevisionNotSigned")) == 2,
         60,
-        message="the operator's warning about the hand-made revision",
+        message="the operator's Warnings about the hand-made revisions",
     )
+    told = {e["involvedObject"]["name"]: e for e in kit.events("RevisionNotSigned")}
+    assert set(told) == {"credentials.rev-5", "credentials.rev-6"}
+    assert {e["type"] for e in told.values()} == {"Warning"}
+    assert "credentials.rev-6 is labelled as revision 6" in kit.operator_log()
+    document = shown()
+    assert [r["revision"] for r in document["revisions"]] == [1]
+    assert sorted(p.split(" ")[1] for p in document["problems"]) == [
+        "credentials.rev-5",
+        "credentials.rev-6",
+    ]
     assert kit.tracked("shop", "credentials") == 1
-    assert kit.revisions("credentials") == [1, 5]
+    assert kit.revisions("credentials") == [1, 5, 6]
+    # Told once: a restart does not tell them again.
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("RevisionNotSigned")) == 2
+    assert all(e.get("count", 1) == 1 for e in kit.events("RevisionNotSigned"))
 
 
 def test_ready_on_a_namespace_with_no_webapp_yet(kit: opkit.Kit) -> None:

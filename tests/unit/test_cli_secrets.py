@@ -997,3 +997,26 @@ def test_a_revision_without_signature_is_shown_as_unsigned() -> None:
     assert document["problems"] == list(info.problems)
     rows = cli.show_table(info, NOW, with_revisions=True).splitlines()
     assert [row.split("  ")[0].strip() for row in rows[4:]] == ["1", "2 (unsigned)", "3"]
+
+
+def test_a_revision_the_operator_disowned_is_not_listed_and_named_as_a_problem() -> None:
+    """A forged signature looks like any other to the CLI (it holds no key); the operator's
+    `RevisionNotSigned` Event on the Secret tells it apart: not a revision, not the latest, and
+    named with the command that deletes it."""
+    forged = snapshot("creds", 3, "2030-01-14T12:00:00Z")
+    forged["metadata"]["uid"] = "uid-forged"
+    listed = [snapshot("creds", 1, "2030-01-10T12:00:00Z"), forged]
+    assert [r.number for r in cli.revisions_by_source(listed)["demo", "creds"]] == [1, 3]
+
+    found = cli.revisions_by_source(listed, {"uid-forged"})
+    info = cli.describe(source_secret(), found["demo", "creds"], [])
+    assert [r.number for r in info.revisions] == [1]
+    assert info.problems == (
+        "Secret creds.rev-3 is labelled as revision 3 but the operator found it is not one it "
+        "made (a Warning Event RevisionNotSigned on it): it is ignored, never read nor removed, "
+        "and not listed; delete it: kubectl delete secret creds.rev-3 -n demo",
+    )
+    document = cli.info_document(info, with_revisions=True)
+    assert [r["revision"] for r in document["revisions"]] == [1]
+    rows = cli.show_table(info, NOW, with_revisions=True).splitlines()
+    assert [row.split("  ")[0].strip() for row in rows[4:]] == ["1"]

@@ -167,6 +167,14 @@ def test_a_secret_labelled_as_a_revision_is_never_taken_for_one(
     assert password(cluster, "shop") == "one"
     assert ready(cluster, "audit")[:2] == ("False", "RevisionNotFound")
     no_canary_anywhere(cluster)
+    # Told on the forged Secret itself (`kubectl describe`, `secret show`), names only.
+    told = [e for e in cluster.events if e[0] == "RevisionNotSigned"]
+    assert [(reason, about) for reason, about, _ in told] == [("RevisionNotSigned", name)]
+    assert told[0][2].startswith(
+        f"Secret {NS}/{name} is labelled as revision 2 of Secret {NS}/credentials but was not "
+        "made by the operator"
+    )
+    assert "RevisionNotSigned" in cluster.warnings
 
     # The source changes: its next revision is made (or, when the forged Secret holds its
     # name, refused as taken, tried again with a backoff), the forged one is neither pruned
@@ -187,6 +195,8 @@ def test_a_secret_labelled_as_a_revision_is_never_taken_for_one(
         assert password(cluster, "shop") == "one"
         # Pinned to the revision that cannot be made: it is still not found.
         assert ready(cluster, "audit")[:2] == ("False", "RevisionNotFound")
+    # Another operator process (a restart) told it already: the API server refuses the second.
+    assert [e[1] for e in cluster.events if e[0] == "RevisionNotSigned"] == [name]
 
 
 def unsigned(cluster: FakeCluster) -> None:

@@ -25,8 +25,8 @@ import re
 import secrets as secrets_module
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -36,11 +36,20 @@ import yaml
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.core.client import LabelSelector
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
 from webapp_operator.cli import apps
-from webapp_operator.domain import grants, numbers, observe, owned, revisions, schedule, sealing
+from webapp_operator.domain import (
+    grants,
+    numbers,
+    observe,
+    owned,
+    reasons,
+    revisions,
+    schedule,
+    sealing,
+)
 from webapp_operator.domain.errors import InvalidConfig, WebAppError
 from webapp_operator.kube import client as kube
 
@@ -420,13 +429,15 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def revisions_by_source(
     items: Iterable[Mapping[str, Any]],
+    disowned: Collection[str] = (),
 ) -> dict[tuple[str, str], list[Revision]]:
     """Revision snapshots (metadata only) by (namespace, source), ascending by number.
 
     Only Secrets named as the operator names revisions (`<source>.rev-<n>`, as their labels
     say): anyone who may label a Secret could make any other look like one. The CLI holds no
     key to check a revision's signature (the operator does; docs/reliability.md, "Forged
-    revisions")."""
+    revisions"): those whose uid is in `disowned` (the operator's `RevisionNotSigned` Events
+    name them) are marked so."""
     found: dict[tuple[str, str], list[Revision]] = {}
     for item in items:
         meta = _meta(item)
@@ -439,6 +450,8 @@ def revisions_by_source(
             revision.source, revision.number
         )
         if revision is not None and named:
+            if meta.get("uid") in disowned:
+                revision = replace(revision, disowned=True)
             found.setdefault((meta.get("namespace", ""), revision.source), []).append(revision)
     for listed in found.values():
         listed.sort(key=lambda r: r.number)
@@ -577,7 +590,15 @@ def describe(
             schedule.parse_expire(expire)
         except InvalidConfig as error:
             problems.append(error.message)
-    ordered = tuple(sorted(snapshots, key=lambda r: r.number))
+    ordered = tuple(sorted((r for r in snapshots if not r.disowned), key=lambda r: r.number))
+    problems += [
+        f"Secret {revisions.revision_name(name, r.number)} is labelled as revision {r.number} "
+        "but the operator found it is not one it made (a Warning Event RevisionNotSigned on "
+        "it): it is ignored, never read nor removed, and not listed; delete it: kubectl "
+        f"delete secret {revisions.revision_name(name, r.number)} -n {namespace}"
+        for r in sorted(snapshots, key=lambda r: r.number)
+        if r.disowned
+    ]
     problems += [
         f"revision {r.number} carries no signature ({revisions.SIGNATURE_ANNOTATION}): the "
         "operator ignores it unless it was made before the operator signed revisions (an "
@@ -964,7 +985,26 @@ def list_revisions(
     if source is not None:
         labels[revisions.REVISION_OF_LABEL] = source
     items = session.client.list(Secret, namespace=namespace, labels=labels)
-    return revisions_by_source(_dicts(items))
+    return revisions_by_source(_dicts(items), _disowned(session, namespace))
+
+
+def _disowned(session: Session, namespace: str) -> set[str]:
+    """The uids of Secrets the operator told (Warning `RevisionNotSigned`) are labelled as
+    revisions but not its own. Someone who may not list Events sees them as revisions still
+    (marked "unsigned" when they carry no signature at all)."""
+    try:
+        items = session.client.list(
+            Event, namespace=namespace, fields={"reason": reasons.REVISION_NOT_SIGNED}
+        )
+        return {
+            str(uid)
+            for event in _dicts(items)
+            if (uid := (event.get("involvedObject") or {}).get("uid"))
+        }
+    except ApiError as error:
+        if error.status.code == 403:
+            return set()
+        raise
 
 
 def _list_webapps(session: Session, namespace: str) -> list[dict[str, Any]]:
@@ -1153,7 +1193,7 @@ def run_update(args: argparse.Namespace, connect: Connector) -> int:
 
 def _latest_revision(session: Session, name: str) -> int | None:
     found = list_revisions(session, session.namespace, name).get((session.namespace, name), [])
-    return max((r.number for r in found), default=None)
+    return max((r.number for r in found if not r.disowned), default=None)
 
 
 def moved_past(option: str, before: int | None) -> Callable[[Mapping[str, Any]], bool]:

@@ -487,17 +487,26 @@ async def _check_unsigned(ctx: Context, source: state.SecretEntry) -> None:
         seen = (entry.namespace, entry.name, entry.uid)
         if seen in ctx.unsigned_seen:
             continue
-        ctx.unsigned_seen.add(seen)
-        logger.warning(
-            "Secret %s/%s is labelled as revision %d of Secret %s/%s but was not made by the "
-            "operator (no valid %s annotation): ignored, never read nor removed",
-            entry.namespace,
-            entry.name,
-            number,
-            source.namespace,
-            source.name,
-            revisions.SIGNATURE_ANNOTATION,
+        message = (
+            f"Secret {entry.namespace}/{entry.name} is labelled as revision {number} of Secret "
+            f"{source.namespace}/{source.name} but was not made by the operator (no valid "
+            f"{revisions.SIGNATURE_ANNOTATION} annotation): it is ignored, never read nor "
+            "removed; delete it (docs/reliability.md, Forged revisions)"
         )
+        logger.warning("%s", message)
+        # A Warning on the Secret itself, for whoever looks at it (`kubectl describe`, `secret
+        # show`): named after its uid, so told once whatever restarts (names only).
+        await _post_once(
+            ctx,
+            entry.as_involved(),
+            ("unsigned", entry.uid),
+            "",
+            reasons.REVISION_NOT_SIGNED,
+            message,
+            ctx.clock.now(),
+            warning=True,
+        )
+        ctx.unsigned_seen.add(seen)
 
 
 async def _revision_name_held(ctx: Context, source: state.SecretEntry, number: int) -> float | None:

@@ -57,6 +57,9 @@ ROTATION_DUE: Final = "RotationDue"
 EXPIRED: Final = "Expired"
 REVISION_REMOVED: Final = "RevisionRemoved"
 UNSEAL_FAILED: Final = "UnsealFailed"
+# On a Secret labelled as a revision that the operator did not make (no valid signature): it is
+# ignored, never read nor removed. Told once per such Secret; `secret show` lists it as ignored.
+REVISION_NOT_SIGNED: Final = "RevisionNotSigned"
 
 # Event reasons on a WebApp.
 SECRET_CHANGED: Final = "SecretChanged"

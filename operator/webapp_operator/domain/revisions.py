@@ -103,6 +103,9 @@ class Revision:
     # Whether it carries a `twelvefactor.dev/signature` at all. Not whether the signature is
     # good: that takes the snapshot key, which only the operator holds (`is_signed`).
     has_signature: bool = False
+    # The operator checked it and found it is not one it made (it told so by a Warning Event
+    # `RevisionNotSigned` on it): how the CLI, which holds no key, knows a forged signature.
+    disowned: bool = False
 
 
 def parse_revision(
