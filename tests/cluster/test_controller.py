@@ -633,7 +633,7 @@ def test_the_cli_shows_a_hand_made_revision_as_unsigned_then_as_disowned(
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
     kit.webapp("shop", SEED)
     kit.wait_ready("shop")
-    hand_made = {
+    hand_made: dict[str, Any] = {
         "metadata": {
             "name": revisions.revision_name("credentials", 5),
             "labels": revisions.revision_labels("credentials", 5),
