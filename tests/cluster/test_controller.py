@@ -444,6 +444,39 @@ def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit)
     assert _settled(kit) == settled
 
 
+def test_a_lost_snapshot_key_renames_every_snapshot_once_and_prunes_the_old_ones(
+    kit: opkit.Kit,
+) -> None:
+    """The keys Secret deleted (lost, then made anew by the next start with a new key): every
+    snapshot name changes, so the app rolls once onto a new one, and the old snapshot, which
+    fails the check under the new key but is the operator's own, is pruned once nothing reads
+    it: no copy of the values is left behind. (No ReplicaSet history, which would keep it
+    for a `kubectl rollout undo` as it keeps any old snapshot.)"""
+    history = ("--revision-history-limit", "0")
+    kit.start_operator(*history)
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    old = kit.one_snapshot("shop")
+    kit.stop_operator()
+    kit.kube.delete(Secret, "webapp-operator-keys", namespace=kit.namespace)
+
+    kit.start_operator(*history)
+    wait_for(lambda: kit.snapshot_names("shop") not in ({old}, set()), 60, message="renamed")
+    new = kit.one_snapshot("shop")
+    kit.wait_ready("shop")
+
+    def environments() -> set[str]:
+        labels = {"twelvefactor.dev/secret": "environment"}
+        return {s["metadata"]["name"] for s in kit.objects(Secret, **labels)}
+
+    wait_for(lambda: environments() == {new}, 60, message=f"{old} pruned")
+    assert kit.env(new)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
+    assert kit.revisions("credentials") == [1]  # signed again, not made again
+    assert len(kit.events("RolloutStarted")) == 1  # this one (the first apply is no rollout)
+    assert kit.canary_hits([PASSWORD_1]) == []
+
+
 def _settled(kit: opkit.Kit) -> dict[str, str]:
     """The operator's writes once they stop changing for a few seconds."""
     seen: list[dict[str, str]] = []

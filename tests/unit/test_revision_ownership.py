@@ -364,6 +364,63 @@ def test_a_new_key_signs_the_revisions_made_before_it(monkeypatch: pytest.Monkey
     assert (tracked(cluster), password(cluster, "shop")) == (1, "one")
 
 
+def env_snapshots(cluster: FakeCluster) -> set[str]:
+    return {
+        name
+        for (kind, _, name), body in cluster.objects.items()
+        if kind == "Secret"
+        and body["metadata"]["labels"].get(revisions.MANAGED_LABEL) == revisions.KIND_ENVIRONMENT
+    }
+
+
+def test_a_new_key_prunes_the_snapshots_the_old_key_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a new key every snapshot is renamed, and the old ones fail the check: they are the
+    operator's all the same (its name, the app's label and uid, made before the key), so once
+    nothing reads them they go, as any old snapshot does, and with them copies of values."""
+    cluster = started()
+    (old,) = env_snapshots(cluster)
+    monkeypatch.setattr(crash, "SNAPSHOT_KEY", b"n" * 32)
+    assert asyncio.run(run(cluster, NOW))
+    (new,) = env_snapshots(cluster)
+    assert new != old
+    assert ready(cluster, "shop")[:2] == ("True", "Available")
+    assert f"delete Secret/{old}" in cluster.writes
+
+
+@pytest.mark.parametrize("unlike", ["made-since", "not-owned", "other-name", "other-app"])
+def test_a_snapshot_like_an_older_ones_but_not_quite_is_never_deleted(
+    monkeypatch: pytest.MonkeyPatch, unlike: str
+) -> None:
+    cluster = started()
+    (old,) = env_snapshots(cluster)
+    uid = cluster.objects[("WebApp", NS, "shop")]["metadata"]["uid"]
+    body = copy.deepcopy(cluster.objects[("Secret", NS, old)])
+    body["metadata"]["name"] = "shop-env-" + "a" * 10
+    if unlike == "not-owned":
+        body["metadata"].pop("ownerReferences")
+    if unlike == "other-name":
+        body["metadata"]["name"] = "shop-env-" + "a" * 11
+    if unlike == "other-app":
+        body["metadata"]["name"] = "shop-env-" + "a" * 10
+        body["metadata"]["labels"]["twelvefactor.dev/environment-of"] = "audit"
+    assert uid in [o["uid"] for o in body["metadata"].get("ownerReferences") or []] or (
+        unlike == "not-owned"
+    )
+    for key in ("uid", "resourceVersion", "creationTimestamp"):
+        body["metadata"].pop(key)
+    cluster.put(body)
+    name = body["metadata"]["name"]
+    if unlike == "made-since":
+        cluster.objects[("Secret", NS, name)]["metadata"]["creationTimestamp"] = (
+            "2026-01-01T12:00:01Z"  # after NOW, the first start with the new key
+        )
+    monkeypatch.setattr(crash, "SNAPSHOT_KEY", b"n" * 32)
+    assert asyncio.run(run(cluster, NOW))
+    assert ("Secret", NS, name) in cluster.objects
+    assert f"delete Secret/{name}" not in cluster.writes
+    assert f"delete Secret/{old}" in cluster.writes  # the real one goes
+
+
 def test_rbac_without_the_patch_is_told_and_the_operator_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

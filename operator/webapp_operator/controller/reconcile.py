@@ -1370,7 +1370,14 @@ async def reconcile_webapp(
     )
     if done:
         # Only after the rollout completed: until then old pods may restart on old snapshots.
-        await _prune_snapshots(ctx, namespace, name, result.snapshot_name, workloads.values())
+        await _prune_snapshots(
+            ctx,
+            namespace,
+            name,
+            result.snapshot_name,
+            workloads.values(),
+            webapp.metadata.uid or "",
+        )
     # A Deployment the controller gave up on, as this reconcile rendered it (not one it just
     # rolled again: that starts a new attempt).
     stalled = [
@@ -1881,11 +1888,18 @@ async def _prune_snapshots(
     app: str,
     current: str,
     workloads: Iterable[state.WorkloadEntry],
+    app_uid: str,
 ) -> None:
-    """Delete environment snapshots no Deployment or kept ReplicaSet of the app names."""
+    """Delete environment snapshots no Deployment or kept ReplicaSet of the app names: the
+    operator's own, under the current key or an older one (`state.older_snapshot`), never
+    someone else's."""
     keep = {current} | {w.snapshot for w in workloads if w.snapshot}
     for entry in _all(ctx.indexes.secrets, (state.ENV_OF, namespace, app)):
-        if entry.name not in keep and entry.verified is not False:  # never someone else's
+        if entry.name in keep:
+            continue
+        if entry.verified is not False or state.older_snapshot(
+            entry, app, app_uid, ctx.signatures_since
+        ):
             await ctx.writer.delete("v1", "Secret", namespace, entry.name)
             # Made again later (a rollback) only after the check: the name may be squatted.
             ctx.recent.pop(("Secret", namespace, entry.name), None)

@@ -54,8 +54,9 @@ class SecretEntry:
     # `revisions.is_signed`); None when not known (neither, or no snapshot key at hand when the
     # index took it). Only a verified revision is ever read (reconcile.IndexLookup).
     verified: bool | None = None
-    # A revision's ownerReferences' uids (empty for other kinds): one of the marks of a
-    # revision made before the current key signed (`older_operators`).
+    # A revision's or an environment snapshot's ownerReferences' uids (empty for other
+    # kinds): one of the marks of one made before the current key (`older_operators`,
+    # `older_snapshot`).
     owners: tuple[str, ...] = ()
     # Entries are immutable (a change is a new entry from the watch), so what lookups read of
     # their metadata is parsed once: a revision snapshot's number and times, and an environment
@@ -202,11 +203,11 @@ def secret_entry(
     if kind == revisions.KIND_ENVIRONMENT and snapshot_key is not None:
         verified = is_own_snapshot(body, snapshot_key)
     owners: tuple[str, ...] = ()
-    if kind == revisions.KIND_REVISION:
+    if kind in (revisions.KIND_REVISION, revisions.KIND_ENVIRONMENT):
         refs = meta.get("ownerReferences") or []
         owners = tuple(str(o.get("uid", "")) for o in refs if isinstance(o, Mapping))
-        if snapshot_key is not None:
-            verified = revisions.is_signed(namespace, labels, annotations, data, snapshot_key)
+    if kind == revisions.KIND_REVISION and snapshot_key is not None:
+        verified = revisions.is_signed(namespace, labels, annotations, data, snapshot_key)
     return SecretEntry(
         namespace=namespace,
         name=meta.get("name", ""),
@@ -238,6 +239,27 @@ def older_operators(entry: SecretEntry, source_uid: str, since: datetime | None)
         and entry.name == revisions.revision_name(entry.revision.source, entry.revision.number)
         and bool(source_uid)
         and source_uid in entry.owners
+        and datetime.fromtimestamp(0, UTC) < entry.created < since
+    )
+
+
+def older_snapshot(entry: SecretEntry, app: str, app_uid: str, since: datetime | None) -> bool:
+    """True when an environment snapshot that fails the check under the current key is one
+    the operator made for `app` under an older key (a lost keys Secret made anew renames every
+    snapshot): named as the operator names them (`<app>-env-<digest>`; a name cannot be
+    changed), labelled for the app, an ownerReference to its uid, and created (a time the API
+    server sets) before `since`, the first start with the current key. It may be pruned once
+    nothing reads it; anything else that fails the check is never touched."""
+    digest = entry.name.removeprefix(f"{app}-env-")
+    return (
+        since is not None
+        and entry.kind == revisions.KIND_ENVIRONMENT
+        and entry.verified is False
+        and entry.labels.get(render.LABEL_ENVIRONMENT) == app
+        and entry.name.startswith(f"{app}-env-")
+        and len(digest) == render.DIGEST_LENGTH
+        and bool(app_uid)
+        and app_uid in entry.owners
         and datetime.fromtimestamp(0, UTC) < entry.created < since
     )
 
