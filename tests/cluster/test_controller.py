@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Secret, Service
 from lightkube.types import PatchType
-from tests.cluster import opkit
+from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, wait_for
 
 from webapp_operator.controller import state
@@ -399,6 +401,63 @@ def test_what_someone_deletes_moments_after_it_was_made_is_made_again(kit: opkit
     assert kit.env(snapshot)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1]) == []
+
+
+SHADOW = "shadowing-value-0c4d"
+
+
+def test_kubectl_set_env_is_put_back_and_told(kit: opkit.Kit) -> None:
+    """`kubectl set env` on an app's Deployment gives one process a variable the others do not
+    see, and one that shadows the snapshot's (a refreshed secret would never reach it): the
+    operator puts the environment back (a rollout) and says so by a Warning that names no
+    variable and no value."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    snapshot = kit.one_snapshot("shop")
+    before = kit.deployments("shop")["shop-celery-worker"]["spec"]["template"]["spec"]
+    subprocess.run(
+        [
+            "kubectl",
+            "set",
+            "env",
+            "deployment/shop-celery-worker",
+            f"FLASK_CREDENTIALS_PASSWORD={SHADOW}",
+            "-n",
+            kit.namespace,
+        ],
+        env=support.tool_env(Path(kit.kubeconfig)),
+        check=True,
+        capture_output=True,
+    )
+
+    def restored() -> bool:
+        spec = kit.deployments("shop")["shop-celery-worker"]["spec"]["template"]["spec"]
+        return bool(spec["containers"] == before["containers"])
+
+    wait_for(restored, 30, message="the worker's environment put back")
+    wait_for(lambda: kit.events("EnvironmentRestored"), 30, message="EnvironmentRestored")
+    (told,) = kit.events("EnvironmentRestored")
+    assert told["type"] == "Warning"
+    assert told["message"] == (
+        "Deployment shop-celery-worker: the environment of its containers (celery-worker) was "
+        "changed outside the operator (env or envFrom); put back: every container reads only "
+        f"environment snapshot {snapshot}"
+    )
+    kit.wait_ready("shop")
+    assert kit.one_snapshot("shop") == snapshot
+    # Once: the next restart finds nothing to put back.
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("EnvironmentRestored")) == 1
+    assert kit.canary_hits([PASSWORD_1]) == []
+    # The value kubectl wrote is in no Deployment any more, and in no Event; the ReplicaSet its
+    # edit made keeps it as rollout history, as the Deployment controller keeps any.
+    hits = kit.canary_hits([SHADOW])
+    assert hits, "the edit's ReplicaSet"
+    assert all(hit.startswith("ReplicaSet/") for hit in hits), hits
 
 
 def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:

@@ -88,10 +88,12 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
 
 def strategic_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """A strategic merge patch as the API server makes it of what the operator sends: maps
-    merged, lists of named items merged by name, other lists replaced."""
+    merged, lists of named items merged by name, other lists replaced, null deleting."""
     for key, value in patch.items():
         old = target.get(key)
-        if isinstance(value, Mapping) and isinstance(old, dict):
+        if value is None:
+            target.pop(key, None)  # null deletes the field
+        elif isinstance(value, Mapping) and isinstance(old, dict):
             strategic_merge(old, value)
         elif isinstance(value, list) and isinstance(old, list) and all("name" in v for v in value):
             items = {item["name"]: item for item in old}

@@ -359,12 +359,20 @@ def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> boo
 
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
     """What the reconcilers read of a workload: identity, applied digest, template snapshot,
-    whether a Deployment finished rolling out (or gave up), a ReplicaSet still holds pods or a
-    migration Job ended."""
+    whether a Deployment finished rolling out (or gave up), a ReplicaSet still holds pods, a
+    migration Job ended, or a Deployment's environment was changed outside the operator."""
     progress: Any = entry.rolled_out if entry.kind == "Deployment" else entry.live
     if entry.kind == "Job":
         progress = (entry.succeeded, entry.failed)
-    return (entry.uid, entry.applied, entry.snapshot, entry.owner, progress, entry.stalled)
+    return (
+        entry.uid,
+        entry.applied,
+        entry.snapshot,
+        entry.owner,
+        progress,
+        entry.stalled,
+        entry.env_foreign,
+    )
 
 
 def on_workload(

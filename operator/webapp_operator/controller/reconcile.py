@@ -834,6 +834,70 @@ def rollout_patch(
     }
 
 
+def _drifted(
+    obj: Mapping[str, Any], current: state.WorkloadEntry, snapshot: str
+) -> tuple[str, ...]:
+    """The containers whose environment to put back, of a Deployment applied as rendered: all
+    of them when they read more or other than one snapshot (`env_foreign`), the rendered ones
+    when they all read another snapshot than the rendered one; () when intact."""
+    if obj["kind"] != "Deployment":
+        return ()
+    if current.env_foreign:
+        return current.env_foreign
+    if current.snapshot == snapshot:
+        return ()
+    return tuple(c["name"] for c in obj["spec"]["template"]["spec"]["containers"])
+
+
+def env_repair(names: Iterable[str], snapshot: str) -> dict[str, Any]:
+    """The strategic merge patch that puts a Deployment's environment back: each container of
+    `names` reads `snapshot` through `envFrom` and nothing else (null deletes an `env` list,
+    which a server-side apply could not take back from the manager that added it)."""
+    containers = [
+        {"name": name, "envFrom": [{"secretRef": {"name": snapshot}}], "env": None}
+        for name in names
+    ]
+    return {"spec": {"template": {"spec": {"containers": containers}}}}
+
+
+async def _restore_environments(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    snapshot: str,
+    drifted: list[tuple[state.WorkloadEntry, tuple[str, ...]]],
+) -> None:
+    """Deployments applied as rendered whose containers read more or other than their
+    environment snapshot (`kubectl set env`, an edited `envFrom`): every container of every
+    process must see exactly the same environment (invariant 1), and a variable set beside the
+    snapshot would shadow a secret's refresh. Each is patched back (a rollout) and told by a
+    Warning naming the Deployment and its containers, never a variable or a value. The Warning
+    goes first, named after the Deployment's generation: a process that dies before the patch
+    finds the same drift after its restart and tells it under the same name, which the API
+    server refuses, so it is told once."""
+    for current, names in drifted:
+        key = ("Deployment", current.namespace, current.name)
+        message = (
+            f"Deployment {current.name}: the environment of its containers "
+            f"({', '.join(names)}) was changed outside the operator (env or envFrom); put "
+            f"back: every container reads only environment snapshot {snapshot}"
+        )
+        logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
+        await _post_once(
+            ctx,
+            _entry_ref(entry),
+            ("env", current.name, current.uid, str(current.generation)),
+            "",
+            reasons.ENVIRONMENT_RESTORED,
+            message,
+            ctx.clock.now(),
+            warning=True,
+        )
+        await ctx.writer.patch_strategic(
+            "apps/v1", "Deployment", current.namespace, current.name, env_repair(names, snapshot)
+        )
+        ctx.remember(("env", *key), str(current.generation))
+
+
 async def _handoff(
     ctx: Context, obj: Mapping[str, Any], current: state.WorkloadEntry | None
 ) -> None:
@@ -1286,6 +1350,8 @@ async def reconcile_webapp(
             return again
 
     rolled = []
+    # Applied as rendered, their environment changed since: with the containers to put back.
+    drifted: list[tuple[state.WorkloadEntry, tuple[str, ...]]] = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     digests: dict[tuple[str, str], str] = {}
     for obj in result.workloads():
@@ -1295,6 +1361,9 @@ async def reconcile_webapp(
         current = workloads.get((obj["kind"], obj["metadata"]["name"]))
         if current is not None and current.applied == digest:
             ctx.caught_up(key, digest)
+            names = _drifted(obj, current, result.snapshot_name)
+            if names and not ctx.wrote_recently(("env", *key), str(current.generation)):
+                drifted.append((current, names))
             continue
         if ctx.wrote_recently(key, digest):
             continue
@@ -1333,6 +1402,7 @@ async def reconcile_webapp(
             ctx.remember(written, digest)
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
+    await _restore_environments(ctx, entry, result.snapshot_name, drifted)
 
     ctx.succeeded(("optional", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}

@@ -320,6 +320,11 @@ class WorkloadEntry:
     # unset while it runs.
     succeeded: bool = False
     failed: str | None = None
+    # A Deployment whose containers read anything besides one environment snapshot (an `env`
+    # list, another or a second `envFrom` source, containers reading different snapshots):
+    # changed outside the operator (`kubectl set env`). The names of all its containers, whose
+    # environment the operator puts back (reconcile.env_repair); () when intact.
+    env_foreign: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -350,6 +355,24 @@ def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
             if ref.get("name"):
                 return str(ref["name"])
     return None
+
+
+def _env_foreign(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the template's containers when any of them reads more or other than the
+    one snapshot the first reads (see WorkloadEntry.env_foreign); () when none does."""
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    read: set[str | None] = set()
+    for container in containers:
+        sources = container.get("envFrom") or []
+        only = sources[0] if len(sources) == 1 else {}
+        ref = only.get("secretRef") or {}
+        if container.get("env") or set(only) != {"secretRef"} or set(ref) != {"name"}:
+            read.add(None)
+        else:
+            read.add(ref["name"])
+    if len(read) <= 1 and None not in read:
+        return ()
+    return tuple(str(c.get("name", "")) for c in containers)
 
 
 # The annotations of a Deployment that the Deployment controller keeps (the revision).
@@ -410,6 +433,7 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         shared=kind == "Deployment" and _shared(meta),
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
+        env_foreign=_env_foreign(spec) if kind == "Deployment" else (),
         **(_job_end(status) if kind == "Job" else {}),
     )
 

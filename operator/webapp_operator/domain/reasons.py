@@ -62,6 +62,8 @@ UNSEAL_FAILED: Final = "UnsealFailed"
 REVISION_NOT_SIGNED: Final = "RevisionNotSigned"
 
 # Event reasons on a WebApp.
+# A Deployment's environment was changed outside the operator and put back (a Warning).
+ENVIRONMENT_RESTORED: Final = "EnvironmentRestored"
 SECRET_CHANGED: Final = "SecretChanged"
 SECRET_REFRESHED: Final = "SecretRefreshed"
 ROLLOUT_STARTED: Final = "RolloutStarted"

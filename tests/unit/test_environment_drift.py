@@ -1,0 +1,129 @@
+"""A Deployment's environment changed outside the operator is put back.
+
+Every container of every process sees exactly the same environment (invariant 1): the snapshot
+its Deployment names through `envFrom`. Someone who runs `kubectl set env`, or edits `envFrom`,
+breaks that, and a variable set beside the snapshot shadows the snapshot's (a refreshed secret
+would never reach the app). The operator compares its `applied` digest, which such an edit
+leaves alone, so the Deployment informer flags a template whose containers read anything else
+(`WorkloadEntry.env_foreign`), and the reconcile patches it back with a Warning that names the
+Deployment and its containers, never a variable or a value.
+
+The reconcilers run against the fake API server of test_reconcile_crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from tests.unit.test_reconcile_crash import (
+    NS,
+    FakeCluster,
+    crashed_at_each_write,
+    credentials,
+    outcome,
+    settle,
+    webapp,
+)
+
+from webapp_operator.controller import state
+
+CANARY = "drift-canary-61f0"
+
+
+def running() -> FakeCluster:
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    cluster.put(webapp("shop", "auto", ("web", "queue-worker")))
+    asyncio.run(settle(cluster))
+    return cluster
+
+
+def containers(cluster: FakeCluster, name: str) -> list[dict[str, Any]]:
+    body = cluster.objects[("Deployment", NS, name)]
+    return list(body["spec"]["template"]["spec"]["containers"])
+
+
+EDITS = {
+    "set-env": lambda c: c.__setitem__(
+        "env", [{"name": "GO_CREDENTIALS_PASSWORD", "value": CANARY}]
+    ),
+    "other-secret": lambda c: c["envFrom"].__setitem__(0, {"secretRef": {"name": "elsewhere"}}),
+    "second-source": lambda c: c["envFrom"].append({"configMapRef": {"name": "extra"}}),
+    "prefix": lambda c: c["envFrom"][0].__setitem__("prefix", "X_"),
+    "no-env-from": lambda c: c.pop("envFrom"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_environment_changed_outside_the_operator_is_put_back(edit: str) -> None:
+    cluster = running()
+    intact = copy.deepcopy(containers(cluster, "shop-queue-worker"))
+    deployment = cluster.objects[("Deployment", NS, "shop-queue-worker")]
+    generation = deployment["metadata"]["generation"]
+    changed = copy.deepcopy(deployment)
+    EDITS[edit](changed["spec"]["template"]["spec"]["containers"][0])
+    flagged = () if edit == "other-secret" else ("queue-worker",)  # (the reconcile sees that)
+    assert state.workload_entry("Deployment", changed).env_foreign == flagged  # type: ignore[union-attr]
+    cluster.put(changed)  # as `kubectl` writes it: the applied digest unchanged
+
+    asyncio.run(settle(cluster))
+    assert containers(cluster, "shop-queue-worker") == intact
+    assert cluster.objects[("Deployment", NS, "shop-queue-worker")]["metadata"]["generation"] > (
+        generation
+    )
+    told = [e for e in cluster.events if e[0] == "EnvironmentRestored"]
+    assert len(told) == 1
+    assert told[0][2].startswith(
+        "Deployment shop-queue-worker: the environment of its containers (queue-worker) was "
+        "changed outside the operator"
+    )
+    assert "EnvironmentRestored" in cluster.warnings
+    assert CANARY not in repr(cluster.events)
+    # Put back once: a restart finds nothing to do.
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
+
+
+def test_an_intact_environment_is_not_flagged() -> None:
+    cluster = running()
+    for name in ("shop", "shop-queue-worker"):
+        entry = state.workload_entry("Deployment", cluster.objects[("Deployment", NS, name)])
+        assert entry is not None
+        assert entry.env_foreign == ()
+    assert not any(e[0] == "EnvironmentRestored" for e in cluster.events)
+
+
+def test_a_container_added_by_hand_reads_the_same_environment_too() -> None:
+    """Every container of the process: one added beside the operator's reads the snapshot,
+    and only it, once put back."""
+    cluster = running()
+    changed = copy.deepcopy(cluster.objects[("Deployment", NS, "shop")])
+    spec = changed["spec"]["template"]["spec"]
+    spec["containers"].append(
+        {"name": "sidecar", "image": "proxy:1", "env": [{"name": "A", "value": "b"}]}
+    )
+    cluster.put(changed)
+    asyncio.run(settle(cluster))
+    (snapshot,) = {c["envFrom"][0]["secretRef"]["name"] for c in containers(cluster, "shop")}
+    for container in containers(cluster, "shop"):
+        assert container["envFrom"] == [{"secretRef": {"name": snapshot}}]
+        assert "env" not in container
+
+
+def test_a_crash_at_any_write_of_the_repair_tells_it_once_and_puts_it_back() -> None:
+    start = running()
+    changed = copy.deepcopy(start.objects[("Deployment", NS, "shop")])
+    EDITS["set-env"](changed["spec"]["template"]["spec"]["containers"][0])
+    start.put(changed)
+    start.writes.clear()
+    reference = copy.deepcopy(start)
+    asyncio.run(settle(reference))
+    assert reference.writes, "nothing repaired"
+    for _, cluster, where in crashed_at_each_write(start, reference):
+        assert outcome(cluster) == outcome(reference), where
+        told = [e for e in cluster.events if e[0] == "EnvironmentRestored"]
+        assert len(told) == 1, where
