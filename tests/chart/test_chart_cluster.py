@@ -412,7 +412,23 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     kit.webapp("shop", exposed)
     wait_for(lambda: budget() is None, 60, message="PodDisruptionBudget deleted")
     kit.wait_ready("shop")
-    assert kit.canary_hits([PASSWORD_1, PASSWORD_2]) == []
+
+    # An environment changed by hand (as `kubectl set env` does): put back by a patch, and the
+    # ReplicaSet the change made, which holds the value, deleted once scaled down.
+    shadow = "chart-shadow-value-77ad"
+    edit = {"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "env": [{"name": "FLASK_CREDENTIALS_PASSWORD", "value": shadow}]}
+    ]}}}}  # fmt: skip
+    kit.kube.patch(Deployment, "shop", edit, namespace=kit.namespace)
+
+    def shadowed() -> list[str]:
+        found = kit.objects(ReplicaSet, **{"twelvefactor.dev/webapp": "shop"})
+        return [rs["metadata"]["name"] for rs in found if shadow in json.dumps(rs["spec"])]
+
+    wait_for(lambda: kit.events("EnvironmentRestored"), 60, message="EnvironmentRestored")
+    wait_for(lambda: shadowed() == [], 60, message="the edit's ReplicaSet deleted")
+    kit.wait_ready("shop")
+    assert kit.canary_hits([PASSWORD_1, PASSWORD_2, shadow]) == []
 
 
 def _service_account(kit: opkit.Kit, name: str, grant: str | None) -> None:

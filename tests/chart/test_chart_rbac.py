@@ -50,6 +50,7 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("apps", "deployments", "delete"): "Gateway.delete of a removed process's Deployment",
     ("apps", "replicasets", "list"): "informer (snapshots in use)",
     ("apps", "replicasets", "watch"): "same",
+    ("apps", "replicasets", "delete"): "rollout history of an environment changed by hand",
     ("", "services", "list"): "informer",
     ("", "services", "watch"): "same",
     ("", "services", "create"): "Gateway.apply creating the web process's Service",

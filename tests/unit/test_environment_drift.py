@@ -21,9 +21,12 @@ import pytest
 from tests.unit.test_reconcile_crash import (
     NS,
     FakeCluster,
+    FakeIndexes,
     crashed_at_each_write,
     credentials,
+    new_context,
     outcome,
+    reconcile_rounds,
     settle,
     webapp,
 )
@@ -127,3 +130,71 @@ def test_a_crash_at_any_write_of_the_repair_tells_it_once_and_puts_it_back() -> 
         assert outcome(cluster) == outcome(reference), where
         told = [e for e in cluster.events if e[0] == "EnvironmentRestored"]
         assert len(told) == 1, where
+
+
+def history(cluster: FakeCluster, deployment: str, env: list[dict[str, str]] | None) -> str:
+    """A ReplicaSet of `deployment` scaled down, its template as the Deployment's with `env`
+    (what the Deployment controller keeps as rollout history)."""
+    body = copy.deepcopy(cluster.objects[("Deployment", NS, deployment)])
+    name = f"{deployment}-{len(cluster.objects)}"
+    template = body["spec"]["template"]
+    if env is not None:
+        template["spec"]["containers"][0]["env"] = env
+    cluster.put(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "labels": dict(body["metadata"]["labels"]),
+                "ownerReferences": [
+                    {"kind": "Deployment", "name": deployment, "controller": True, "uid": "u"}
+                ],
+            },
+            "spec": {"replicas": 0, "template": template},
+        }
+    )
+    return name
+
+
+def test_the_history_a_changed_environment_left_is_dropped_once_scaled_down() -> None:
+    """The ReplicaSet `kubectl set env` made holds the value it was given (outside any
+    Secret): deleted once scaled down and its Deployment put back; other history stays."""
+    cluster = running()
+    foreign = history(cluster, "shop", [{"name": "PASSWORD", "value": CANARY}])
+    kept = history(cluster, "shop", None)
+    asyncio.run(settle(cluster))
+    assert ("ReplicaSet", NS, foreign) not in cluster.objects
+    assert ("ReplicaSet", NS, kept) in cluster.objects
+    assert cluster.writes.count(f"delete ReplicaSet/{foreign}") == 1
+
+
+def test_history_still_running_or_of_a_changed_deployment_is_kept() -> None:
+    """One reconcile: a ReplicaSet with pods stays, and so does one of a Deployment whose
+    repair the watch does not show yet (its template may still be that ReplicaSet's)."""
+    cluster = running()
+    live = history(cluster, "shop", [{"name": "PASSWORD", "value": CANARY}])
+    cluster.objects[("ReplicaSet", NS, live)]["spec"]["replicas"] = 1
+    changed = copy.deepcopy(cluster.objects[("Deployment", NS, "shop-queue-worker")])
+    EDITS["set-env"](changed["spec"]["template"]["spec"]["containers"][0])
+    cluster.put(changed)
+    waiting = history(cluster, "shop-queue-worker", [{"name": "A", "value": CANARY}])
+    indexes = FakeIndexes()
+    asyncio.run(reconcile_rounds(cluster, indexes, new_context(cluster, indexes), 1))
+    assert "patch Deployment/shop-queue-worker" in cluster.writes  # put back
+    assert ("ReplicaSet", NS, live) in cluster.objects
+    assert ("ReplicaSet", NS, waiting) in cluster.objects
+    assert not any(w.startswith("delete ReplicaSet") for w in cluster.writes)
+
+
+def test_without_delete_on_replicasets_the_history_stays_and_the_app_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = running()
+    foreign = history(cluster, "shop", [{"name": "PASSWORD", "value": CANARY}])
+    cluster.denied.add("ReplicaSet")
+    asyncio.run(settle(cluster))
+    assert ("ReplicaSet", NS, foreign) in cluster.objects
+    assert f"kubectl delete replicaset {foreign} -n {NS}" in caplog.text
+    assert CANARY not in caplog.text

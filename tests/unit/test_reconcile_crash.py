@@ -156,12 +156,15 @@ class FakeCluster:
 
     # ------------------------------------------------------------------ reconcile.Writer
 
-    async def apply(self, obj: Mapping[str, Any], manager: str = "webapp-operator") -> None:
-        if obj["kind"] in self.denied:
+    def _check_denied(self, kind: str) -> None:
+        if kind in self.denied:
             from lightkube.core.exceptions import ApiError
             from lightkube.models.meta_v1 import Status
 
             raise ApiError(status=Status(code=403, reason="Forbidden"))
+
+    async def apply(self, obj: Mapping[str, Any], manager: str = "webapp-operator") -> None:
+        self._check_denied(obj["kind"])
         self._write(f"apply {obj['kind']}/{obj['metadata']['name']}")
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
         self._store(key, copy.deepcopy(dict(obj)))
@@ -252,11 +255,7 @@ class FakeCluster:
         return True
 
     async def name_free(self, obj: Mapping[str, Any]) -> bool:
-        if obj["kind"] in self.denied:
-            from lightkube.core.exceptions import ApiError
-            from lightkube.models.meta_v1 import Status
-
-            raise ApiError(status=Status(code=403, reason="Forbidden"))
+        self._check_denied(obj["kind"])
         # Not a write (nothing is stored), so not counted as one; kept apart.
         self.dry_runs.append(f"{obj['kind']}/{obj['metadata']['name']}")
         return (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]) not in (
@@ -264,6 +263,7 @@ class FakeCluster:
         )
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self._check_denied(kind)
         self._write(f"delete {kind}/{name}")
         return self.objects.pop((kind, namespace, name), None) is not None
 
@@ -332,6 +332,7 @@ class FakeCluster:
                     indexes.secrets.put(None, entry)
             if kind in (
                 "Deployment",
+                "ReplicaSet",
                 "Service",
                 "Ingress",
                 "HorizontalPodAutoscaler",

@@ -160,6 +160,8 @@ class Context:
     signatures_since: datetime | None = None
     # Secrets labelled as revisions that failed the check, told once: (ns, name, uid).
     unsigned_seen: set[tuple[str, str, str]] = field(default_factory=set)
+    # ReplicaSets to drop that the operator may not delete (403), told once: (kind, ns, name).
+    undeletable: set[tuple[str, str, str]] = field(default_factory=set)
 
     def now_text(self) -> str:
         return schedule.format_time(self.clock.now())
@@ -834,6 +836,42 @@ def rollout_patch(
     }
 
 
+async def _drop_foreign_history(
+    ctx: Context, workloads: Iterable[state.WorkloadEntry], drifted: set[str]
+) -> None:
+    """Delete the ReplicaSets an environment changed outside the operator left as rollout
+    history, once scaled down and their Deployment put back: they hold what was set (`kubectl
+    set env PASSWORD=...`), a value outside any Secret (invariant 2), and `kubectl rollout undo`
+    onto them would undo the repair. Without `delete` on ReplicaSets (an older RBAC) they stay,
+    and a warning says so once."""
+    listed = list(workloads)
+    intact = {w.name for w in listed if w.kind == "Deployment" and not w.env_foreign} - drifted
+    for w in listed:
+        if w.kind != "ReplicaSet" or not w.env_foreign or w.live or w.owner not in intact:
+            continue
+        key = ("ReplicaSet", w.namespace, w.name)
+        if ctx.made_recently(key) or key in ctx.undeletable:
+            continue
+        try:
+            await ctx.writer.delete("apps/v1", "ReplicaSet", w.namespace, w.name)
+        except Exception as error:
+            if not _denied(error):
+                raise
+            ctx.undeletable.add(key)  # told once per process
+            logger.warning(
+                "ReplicaSet %s/%s holds an environment changed outside the operator, and the "
+                "operator may not delete it (grant delete on replicasets, as the chart's RBAC "
+                "does); delete it: kubectl delete replicaset %s -n %s",
+                w.namespace, w.name, w.name, w.namespace,
+            )  # fmt: skip
+            continue
+        ctx.remember(key)
+        logger.info(
+            "ReplicaSet %s/%s deleted: rollout history of an environment changed outside the "
+            "operator", w.namespace, w.name,
+        )  # fmt: skip
+
+
 def _drifted(
     obj: Mapping[str, Any], current: state.WorkloadEntry, snapshot: str
 ) -> tuple[str, ...]:
@@ -1403,6 +1441,7 @@ async def reconcile_webapp(
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
     await _restore_environments(ctx, entry, result.snapshot_name, drifted)
+    await _drop_foreign_history(ctx, workloads.values(), {d.name for d, _ in drifted})
 
     ctx.succeeded(("optional", namespace, name))
     desired = {d["metadata"]["name"] for d in result.deployments}

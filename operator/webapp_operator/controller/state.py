@@ -320,10 +320,11 @@ class WorkloadEntry:
     # unset while it runs.
     succeeded: bool = False
     failed: str | None = None
-    # A Deployment whose containers read anything besides one environment snapshot (an `env`
-    # list, another or a second `envFrom` source, containers reading different snapshots):
-    # changed outside the operator (`kubectl set env`). The names of all its containers, whose
-    # environment the operator puts back (reconcile.env_repair); () when intact.
+    # A Deployment (or a ReplicaSet) whose containers read anything besides one environment
+    # snapshot (an `env` list, another or a second `envFrom` source, containers reading
+    # different snapshots): changed outside the operator (`kubectl set env`). The names of all
+    # its containers, whose environment the operator puts back (reconcile.env_repair), and
+    # whose ReplicaSet it drops once scaled down; () when intact.
     env_foreign: tuple[str, ...] = ()
 
     @property
@@ -433,7 +434,7 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         shared=kind == "Deployment" and _shared(meta),
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
-        env_foreign=_env_foreign(spec) if kind == "Deployment" else (),
+        env_foreign=_env_foreign(spec) if kind in ("Deployment", "ReplicaSet") else (),
         **(_job_end(status) if kind == "Job" else {}),
     )
 
