@@ -458,6 +458,52 @@ def test_kubectl_set_env_is_put_back_and_told(kit: opkit.Kit) -> None:
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
+def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> None:
+    """The WebApp says what runs and how many: `kubectl set image` on the web Deployment and
+    `kubectl scale` of the scheduler (exactly one pod, ever) are applied back, each told once
+    by a Warning naming the field."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    before = {name: d["spec"] for name, d in kit.deployments("shop").items()}
+
+    def kubectl(*argv: str) -> None:
+        subprocess.run(
+            ["kubectl", *argv, "-n", kit.namespace],
+            env=support.tool_env(Path(kit.kubeconfig)),
+            check=True,
+            capture_output=True,
+        )
+
+    kubectl("set", "image", "deployment/shop", "web=localhost:32000/other:9")
+    kubectl("scale", "deployment/shop-celery-beat-scheduler", "--replicas=3")
+
+    def put_back() -> bool:
+        now = kit.deployments("shop")
+        return all(
+            now[name]["spec"]["template"] == spec["template"]
+            and now[name]["spec"]["replicas"] == spec["replicas"]
+            for name, spec in before.items()
+        )
+
+    wait_for(put_back, 30, message="image and replicas put back")
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 2, 30, message="two ChangeReverted")
+    told = sorted(e["message"] for e in kit.events("ChangeReverted"))
+    assert told == [
+        "Deployment shop-celery-beat-scheduler: replicas changed outside the operator; put "
+        "back as WebApp shop says (change the WebApp instead)",
+        "Deployment shop: containers (image, command or args) changed outside the operator; "
+        "put back as WebApp shop says (change the WebApp instead)",
+    ]
+    kit.wait_ready("shop")
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("ChangeReverted")) == 2
+    assert kit.canary_hits([PASSWORD_1]) == []
+
+
 def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:
     """Revisions made before revisions were signed (here: signature and record stripped, as an
     older operator left them) are still read, and signed once by the first start that signs;

@@ -198,3 +198,82 @@ def test_without_delete_on_replicasets_the_history_stays_and_the_app_runs(
     assert ("ReplicaSet", NS, foreign) in cluster.objects
     assert f"kubectl delete replicaset {foreign} -n {NS}" in caplog.text
     assert CANARY not in caplog.text
+
+
+# ----------------------------------------------------------------------------- other fields
+
+HAND_EDITS = {
+    "set-image": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
+        "image", "attacker/miner:1"), "containers (image, command or args)"),
+    "command": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
+        "command", ["sh", "-c", "sleep 1d"]), "containers (image, command or args)"),
+    "scale": (lambda spec: spec.__setitem__("replicas", 5), "replicas"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("edit", sorted(HAND_EDITS))
+def test_a_field_changed_outside_the_operator_is_applied_again(edit: str) -> None:
+    """`kubectl set image`, an edited command, `kubectl scale`: the WebApp says what runs and
+    how many; the Deployment is applied again, with a Warning naming the field, not its value."""
+    cluster = running()
+    deployment = cluster.objects[("Deployment", NS, "shop-queue-worker")]
+    intact = copy.deepcopy(deployment["spec"])
+    changed = copy.deepcopy(deployment)
+    change, field = HAND_EDITS[edit]
+    change(changed["spec"])
+    cluster.put(changed)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop-queue-worker")]["spec"] == intact
+    (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
+    assert told[2] == (
+        f"Deployment shop-queue-worker: {field} changed outside the operator; put back as "
+        "WebApp shop says (change the WebApp instead)"
+    )
+    assert "attacker" not in told[2]
+    assert "sleep" not in told[2]
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))  # once: a restart finds nothing to do
+    assert len(cluster.writes) == writes
+
+
+def test_a_scheduler_scaled_by_hand_runs_one_pod_again() -> None:
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    cluster.put(webapp("shop", "auto", ("web", "beat-scheduler")))
+    asyncio.run(settle(cluster))
+    changed = copy.deepcopy(cluster.objects[("Deployment", NS, "shop-beat-scheduler")])
+    changed["spec"]["replicas"] = 3
+    cluster.put(changed)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop-beat-scheduler")]["spec"]["replicas"] == 1
+
+
+def test_replicas_an_autoscaler_holds_are_not_taken_back() -> None:
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    body = webapp("shop", "auto", ("web",))
+    body["spec"]["processes"]["web"]["autoscale"] = {"maxReplicas": 5, "cpuUtilization": 70}
+    body["spec"]["processes"]["web"]["resources"] = {"requests": {"cpu": "100m"}}
+    cluster.put(body)
+    asyncio.run(settle(cluster))
+    assert ("HorizontalPodAutoscaler", NS, "shop") in cluster.objects
+    scaled = copy.deepcopy(cluster.objects[("Deployment", NS, "shop")])
+    scaled["spec"]["replicas"] = 4  # the autoscaler's doing
+    cluster.put(scaled)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop")]["spec"]["replicas"] == 4
+    assert not any(e[0] == "ChangeReverted" for e in cluster.events)
+
+
+def test_a_crash_at_any_write_of_a_revert_tells_it_once_and_applies_it() -> None:
+    start = running()
+    changed = copy.deepcopy(start.objects[("Deployment", NS, "shop")])
+    HAND_EDITS["set-image"][0](changed["spec"])
+    start.put(changed)
+    start.writes.clear()
+    reference = copy.deepcopy(start)
+    asyncio.run(settle(reference))
+    assert reference.writes, "nothing reverted"
+    for _, cluster, where in crashed_at_each_write(start, reference):
+        assert outcome(cluster) == outcome(reference), where
+        assert len([e for e in cluster.events if e[0] == "ChangeReverted"]) == 1, where

@@ -872,6 +872,46 @@ async def _drop_foreign_history(
         )  # fmt: skip
 
 
+def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> list[str]:
+    """The fields of a Deployment applied as rendered that someone changed since: its
+    containers' images, commands or arguments (`state.container_marks`), its replica count
+    when the operator sets one (not one an autoscaler holds). The `applied` digest says what
+    the operator wrote, not what the Deployment holds now."""
+    if obj["kind"] != "Deployment":
+        return []
+    fields = []
+    if state.container_marks(obj["spec"]) != current.marks:
+        fields.append("containers (image, command or args)")
+    wanted = obj["spec"].get("replicas")
+    if wanted is not None and wanted != current.replicas:
+        fields.append("replicas")
+    return fields
+
+
+async def _tell_reverted(
+    ctx: Context, entry: state.WebAppEntry, reverting: list[tuple[state.WorkloadEntry, list[str]]]
+) -> None:
+    """A Warning for each Deployment about to be applied again because someone changed it:
+    its fields, never their values; named after the Deployment's generation and posted before
+    the apply, so it is told once whatever dies (as `_restore_environments`)."""
+    for current, fields in reverting:
+        message = (
+            f"Deployment {current.name}: {' and '.join(fields)} changed outside the operator; "
+            f"put back as WebApp {entry.name} says (change the WebApp instead)"
+        )
+        logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
+        await _post_once(
+            ctx,
+            _entry_ref(entry),
+            ("hand", current.name, current.uid, str(current.generation)),
+            "",
+            reasons.CHANGE_REVERTED,
+            message,
+            ctx.clock.now(),
+            warning=True,
+        )
+
+
 def _drifted(
     obj: Mapping[str, Any], current: state.WorkloadEntry, snapshot: str
 ) -> tuple[str, ...]:
@@ -1390,6 +1430,9 @@ async def reconcile_webapp(
     rolled = []
     # Applied as rendered, their environment changed since: with the containers to put back.
     drifted: list[tuple[state.WorkloadEntry, tuple[str, ...]]] = []
+    # Applied as rendered, fields changed since (`kubectl set image`, `kubectl scale`): applied
+    # again, with the fields named.
+    reverting: list[tuple[state.WorkloadEntry, list[str]]] = []
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     digests: dict[tuple[str, str], str] = {}
     for obj in result.workloads():
@@ -1402,7 +1445,10 @@ async def reconcile_webapp(
             names = _drifted(obj, current, result.snapshot_name)
             if names and not ctx.wrote_recently(("env", *key), str(current.generation)):
                 drifted.append((current, names))
-            continue
+            undone = changed_by_hand(obj, current)
+            if not undone or ctx.wrote_recently(("hand", *key), str(current.generation)):
+                continue
+            reverting.append((current, undone))
         if ctx.wrote_recently(key, digest):
             continue
         holder = ctx.indexes.workloads.named(*key)
@@ -1427,6 +1473,7 @@ async def reconcile_webapp(
             return again
     for obj, _, _, current in changed:
         await _handoff(ctx, obj, current)
+    await _tell_reverted(ctx, entry, reverting)
     # Independent objects: applied together, one round trip rather than one per process.
     outcomes = await asyncio.gather(
         *(_write_workload(ctx, obj, current) for obj, _, _, current in changed),
@@ -1438,6 +1485,9 @@ async def reconcile_webapp(
             failed.append((obj["kind"], outcome))
         else:
             ctx.remember(written, digest)
+    for current, _ in reverting:
+        generation_seen = str(current.generation)
+        ctx.remember(("hand", "Deployment", current.namespace, current.name), generation_seen)
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
     await _restore_environments(ctx, entry, result.snapshot_name, drifted)

@@ -64,6 +64,9 @@ REVISION_NOT_SIGNED: Final = "RevisionNotSigned"
 # Event reasons on a WebApp.
 # A Deployment's environment was changed outside the operator and put back (a Warning).
 ENVIRONMENT_RESTORED: Final = "EnvironmentRestored"
+# Other fields of a Deployment changed outside the operator (image, command, args, replicas)
+# and applied again (a Warning).
+CHANGE_REVERTED: Final = "ChangeReverted"
 SECRET_CHANGED: Final = "SecretChanged"
 SECRET_REFRESHED: Final = "SecretRefreshed"
 ROLLOUT_STARTED: Final = "RolloutStarted"
