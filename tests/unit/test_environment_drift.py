@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -202,7 +203,7 @@ def test_without_delete_on_replicasets_the_history_stays_and_the_app_runs(
 
 # ----------------------------------------------------------------------------- other fields
 
-HAND_EDITS = {
+HAND_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "set-image": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
         "image", "attacker/miner:1"), "containers (image, command or args)"),
     "command": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
