@@ -899,17 +899,21 @@ async def _tell_reverted(
             f"Deployment {current.name}: {' and '.join(fields)} changed outside the operator; "
             f"put back as WebApp {entry.name} says (change the WebApp instead)"
         )
-        logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
-        await _post_once(
-            ctx,
-            _entry_ref(entry),
-            ("hand", current.name, current.uid, str(current.generation)),
-            "",
-            reasons.CHANGE_REVERTED,
-            message,
-            ctx.clock.now(),
-            warning=True,
-        )
+        await _warn_changed(ctx, entry, current, reasons.CHANGE_REVERTED, message)
+
+
+async def _warn_changed(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    current: state.WorkloadEntry,
+    reason: str,
+    message: str,
+) -> None:
+    """Log and tell on the WebApp (a Warning) that a Deployment was changed by hand and is
+    put back; named after that Deployment's generation, so told once for each change."""
+    logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
+    what = (reason, current.name, current.uid, str(current.generation))
+    await _post_once(ctx, _entry_ref(entry), what, "", reason, message, ctx.clock.now(), True)
 
 
 def _drifted(
@@ -959,17 +963,7 @@ async def _restore_environments(
             f"({', '.join(names)}) was changed outside the operator (env or envFrom); put "
             f"back: every container reads only environment snapshot {snapshot}"
         )
-        logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
-        await _post_once(
-            ctx,
-            _entry_ref(entry),
-            ("env", current.name, current.uid, str(current.generation)),
-            "",
-            reasons.ENVIRONMENT_RESTORED,
-            message,
-            ctx.clock.now(),
-            warning=True,
-        )
+        await _warn_changed(ctx, entry, current, reasons.ENVIRONMENT_RESTORED, message)
         await ctx.writer.patch_strategic(
             "apps/v1", "Deployment", current.namespace, current.name, env_repair(names, snapshot)
         )
