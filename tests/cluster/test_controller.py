@@ -459,9 +459,9 @@ def test_kubectl_set_env_is_put_back_and_told(kit: opkit.Kit) -> None:
 
 
 def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> None:
-    """The WebApp says what runs and how many: `kubectl set image` on the web Deployment and
-    `kubectl scale` of the scheduler (exactly one pod, ever) are applied back, each told once
-    by a Warning naming the field."""
+    """The WebApp says what runs and how many: `kubectl set image` on the web Deployment,
+    `kubectl scale` of the scheduler (exactly one pod, ever) and a `kubectl rollout undo` are
+    applied back, each told once by a Warning naming the field."""
     kit.start_operator()
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
     kit.webapp("shop", SEED)
@@ -497,10 +497,16 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
         "put back as WebApp shop says (change the WebApp instead)",
     ]
     kit.wait_ready("shop")
+    # `kubectl rollout undo` (onto the hand-set image's ReplicaSet) is a change by hand too.
+    wait_for(lambda: kit.deployments("shop")["shop"]["status"].get("updatedReplicas") == 2, 30)
+    kubectl("rollout", "undo", "deployment/shop")
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="the undo put back")
+    wait_for(put_back, 30, message="image put back after the undo")
+    kit.wait_ready("shop")
     kit.stop_operator()
     kit.start_operator()
     kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 2
+    assert len(kit.events("ChangeReverted")) == 3
     assert kit.canary_hits([PASSWORD_1]) == []
 
 

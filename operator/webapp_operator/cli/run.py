@@ -69,7 +69,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--revision-history-limit",
         type=int,
         default=3,
-        help="old ReplicaSets (and their snapshots) kept per process for rollout undo (3)",
+        help="old ReplicaSets (and their snapshots) kept per process as rollout history (3)",
     )
     cmd.add_argument(
         "--liveness",

@@ -841,9 +841,8 @@ async def _drop_foreign_history(
 ) -> None:
     """Delete the ReplicaSets an environment changed outside the operator left as rollout
     history, once scaled down and their Deployment put back: they hold what was set (`kubectl
-    set env PASSWORD=...`), a value outside any Secret (invariant 2), and `kubectl rollout undo`
-    onto them would undo the repair. Without `delete` on ReplicaSets (an older RBAC) they stay,
-    and a warning says so once."""
+    set env PASSWORD=...`), a value outside any Secret (invariant 2). Without `delete` on
+    ReplicaSets (an older RBAC) they stay, and a warning says so once."""
     listed = list(workloads)
     intact = {w.name for w in listed if w.kind == "Deployment" and not w.env_foreign} - drifted
     for w in listed:

@@ -60,7 +60,7 @@ class Settings:
 
     snapshot_key: bytes = field(repr=False)
     proxy: envrules.ProxySettings = field(default_factory=envrules.ProxySettings)
-    # Old ReplicaSets kept per Deployment for `kubectl rollout undo`; their snapshots are kept too.
+    # Old ReplicaSets kept per Deployment as rollout history; their snapshots are kept too.
     revision_history_limit: int = 3
     default_resources: Resources | None = None
 
