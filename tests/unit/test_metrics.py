@@ -132,3 +132,24 @@ def test_an_event_the_api_server_already_has_is_not_counted_again() -> None:
 
     assert value(m, "webapp_operator_revisions_created_total") == 0.0
     assert series(m, "webapp_operator_events") == []
+
+
+def test_every_event_reason_is_a_label_of_its_own() -> None:
+    """A new Event reason must not be counted as "Other": each reason the operator can post
+    (every constant of `reasons` but condition types and progress reasons) is a known label."""
+    not_events = {
+        reasons.READY,
+        reasons.SECRET_UPDATE_AVAILABLE,
+        reasons.SECRET_ROTATION_DUE,
+        reasons.SECRET_EXPIRED,
+        reasons.CONFIG_OVERRIDDEN,
+        reasons.AVAILABLE,
+        reasons.ROLLOUT_IN_PROGRESS,
+        reasons.MIGRATION_IN_PROGRESS,
+    }
+    constants = {
+        value
+        for name, value in vars(reasons).items()
+        if name.isupper() and isinstance(value, str)
+    }
+    assert constants - not_events - metrics.KNOWN_REASONS == set()

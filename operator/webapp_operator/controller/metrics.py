@@ -44,6 +44,11 @@ KNOWN_REASONS: Final = frozenset(
         reasons.SECRET_REFRESHED,
         reasons.ROLLOUT_STARTED,
         reasons.UNSEAL_FAILED,
+        reasons.REVISION_NOT_SIGNED,
+        reasons.MIGRATION_STARTED,
+        reasons.MIGRATION_SUCCEEDED,
+        reasons.ENVIRONMENT_RESTORED,
+        reasons.CHANGE_REVERTED,
         *reasons.FAILURE_REASONS,
     }
 )
