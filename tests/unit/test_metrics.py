@@ -148,8 +148,6 @@ def test_every_event_reason_is_a_label_of_its_own() -> None:
         reasons.MIGRATION_IN_PROGRESS,
     }
     constants = {
-        value
-        for name, value in vars(reasons).items()
-        if name.isupper() and isinstance(value, str)
+        value for name, value in vars(reasons).items() if name.isupper() and isinstance(value, str)
     }
     assert constants - not_events - metrics.KNOWN_REASONS == set()
