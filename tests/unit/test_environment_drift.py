@@ -278,3 +278,17 @@ def test_a_crash_at_any_write_of_a_revert_tells_it_once_and_applies_it() -> None
     for _, cluster, where in crashed_at_each_write(start, reference):
         assert outcome(cluster) == outcome(reference), where
         assert len([e for e in cluster.events if e[0] == "ChangeReverted"]) == 1, where
+
+
+def test_a_rollout_restart_is_left_alone() -> None:
+    """`kubectl rollout restart` (a pod template annotation) restarts the pods on the same
+    release: nothing the operator renders changed, nothing is put back."""
+    cluster = running()
+    restarted = copy.deepcopy(cluster.objects[("Deployment", NS, "shop")])
+    template = restarted["spec"]["template"]["metadata"]
+    template.setdefault("annotations", {})["kubectl.kubernetes.io/restartedAt"] = "2026-01-01"
+    cluster.put(restarted)
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
+    assert cluster.objects[("Deployment", NS, "shop")]["spec"] == restarted["spec"]
