@@ -116,6 +116,11 @@ def test_a_container_added_by_hand_reads_the_same_environment_too() -> None:
     for container in containers(cluster, "shop"):
         assert container["envFrom"] == [{"secretRef": {"name": snapshot}}]
         assert "env" not in container
+    # Its image is its own (not the operator's to take back): once put back, nothing more.
+    assert not any(e[0] == "ChangeReverted" for e in cluster.events)
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
 
 
 def test_a_crash_at_any_write_of_the_repair_tells_it_once_and_puts_it_back() -> None:

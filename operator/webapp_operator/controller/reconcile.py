@@ -873,13 +873,15 @@ async def _drop_foreign_history(
 
 def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> list[str]:
     """The fields of a Deployment applied as rendered that someone changed since: its
-    containers' images, commands or arguments (`state.container_marks`), its replica count
+    containers' images, commands or arguments (`state.container_marks`; a container added by
+    hand is not the operator's to take back, only its environment is), its replica count
     when the operator sets one (not one an autoscaler holds). The `applied` digest says what
     the operator wrote, not what the Deployment holds now."""
     if obj["kind"] != "Deployment":
         return []
     fields = []
-    if state.container_marks(obj["spec"]) != current.marks:
+    live = dict(current.marks)
+    if any(live.get(name) != mark for name, mark in state.container_marks(obj["spec"])):
         fields.append("containers (image, command or args)")
     wanted = obj["spec"].get("replicas")
     if wanted is not None and wanted != current.replicas:

@@ -327,10 +327,10 @@ class WorkloadEntry:
     # its containers, whose environment the operator puts back (reconcile.env_repair), and
     # whose ReplicaSet it drops once scaled down; () when intact.
     env_foreign: tuple[str, ...] = ()
-    # A Deployment's containers as `container_marks` digests them (names, images, commands,
-    # arguments): the rendering's digest differs when someone changed one (`kubectl set
-    # image`), though the `applied` digest does not.
-    marks: str = ""
+    # A Deployment's containers as `container_marks` digests them: (name, digest of its
+    # image, command and arguments) each; the rendering's differ when someone changed one
+    # (`kubectl set image`), though the `applied` digest does not.
+    marks: tuple[tuple[str, str], ...] = ()
 
     @property
     def running(self) -> bool:
@@ -363,15 +363,20 @@ def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def container_marks(spec: Mapping[str, Any]) -> str:
-    """A short digest of a Deployment spec's containers: each one's name, image, command and
-    arguments, fields the API server neither defaults nor rewrites, so the live Deployment and
-    the rendering give the same digest until someone changes one of them."""
+def container_marks(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Each container of a Deployment spec: its name, and a short digest of its image, command
+    and arguments, fields the API server neither defaults nor rewrites, so the live Deployment
+    and the rendering give the same digests until someone changes one of them."""
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    seen = repr(
-        [(c.get("name"), c.get("image"), c.get("command"), c.get("args")) for c in containers]
+    return tuple(
+        (
+            sys.intern(str(c.get("name", ""))),
+            hashlib.blake2b(
+                repr((c.get("image"), c.get("command"), c.get("args"))).encode(), digest_size=8
+            ).hexdigest(),
+        )
+        for c in containers
     )
-    return hashlib.blake2b(seen.encode(), digest_size=8).hexdigest()
 
 
 def _env_foreign(spec: Mapping[str, Any]) -> tuple[str, ...]:
@@ -451,7 +456,7 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
         env_foreign=_env_foreign(spec) if kind in ("Deployment", "ReplicaSet") else (),
-        marks=container_marks(spec) if kind == "Deployment" else "",
+        marks=container_marks(spec) if kind == "Deployment" else (),
         **(_job_end(status) if kind == "Job" else {}),
     )
 
