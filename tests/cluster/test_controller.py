@@ -510,6 +510,38 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
+def test_a_service_edited_by_hand_is_put_back(kit: opkit.Kit) -> None:
+    """`kubectl edit svc`: a selector pointed at other pods would take the app's traffic, a
+    NodePort would expose it on every node; both are applied back (the node port the API
+    server allocated is dropped with the type), each told once."""
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", SEED)
+    kit.wait_ready("shop")
+    rendered = opkit.as_dict(kit.kube.get(Service, "shop", namespace=kit.namespace))["spec"]
+
+    def spec() -> dict[str, Any]:
+        return dict(opkit.as_dict(kit.kube.get(Service, "shop", namespace=kit.namespace))["spec"])
+
+    hijack: Any = {"spec": {"selector": {"app": "mallory"}}}
+    kit.kube.patch(Service, "shop", hijack, namespace=kit.namespace, patch_type=PatchType.MERGE)
+    wait_for(lambda: spec()["selector"] == rendered["selector"], 30, message="selector back")
+    exposed: Any = {"spec": {"type": "NodePort"}}
+    kit.kube.patch(Service, "shop", exposed, namespace=kit.namespace, patch_type=PatchType.MERGE)
+    wait_for(lambda: spec()["type"] == "ClusterIP", 30, message="type back")
+    assert spec()["ports"] == rendered["ports"]  # no node port left
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 2, 30, message="two ChangeReverted")
+    assert sorted(e["message"] for e in kit.events("ChangeReverted")) == [
+        f"Service shop: {field} changed outside the operator; put back as WebApp shop says "
+        "(change the WebApp instead)"
+        for field in ("selector", "type")
+    ]
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("ChangeReverted")) == 2
+
+
 def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:
     """Revisions made before revisions were signed (here: signature and record stripped, as an
     older operator left them) are still read, and signed once by the first start that signs;

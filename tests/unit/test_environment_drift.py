@@ -297,3 +297,63 @@ def test_a_rollout_restart_is_left_alone() -> None:
     asyncio.run(settle(cluster))
     assert len(cluster.writes) == writes
     assert cluster.objects[("Deployment", NS, "shop")]["spec"] == restarted["spec"]
+
+
+SERVICE_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "selector": (lambda spec: spec.__setitem__("selector", {"app": "mallory"}), "selector"),
+    "type": (lambda spec: spec.__setitem__("type", "NodePort"), "type"),
+    "target": (lambda spec: spec["ports"][0].__setitem__("targetPort", 9999), "port 8080/TCP"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(SERVICE_EDITS))
+def test_a_service_changed_outside_the_operator_is_applied_again(edit: str) -> None:
+    """A selector pointed at someone else's pods takes the app's traffic (its DNS name), a
+    type NodePort exposes it on every node: the Service is applied again, told once."""
+    cluster = running()
+    intact = copy.deepcopy(cluster.objects[("Service", NS, "shop")]["spec"])
+    changed = copy.deepcopy(cluster.objects[("Service", NS, "shop")])
+    change, field = SERVICE_EDITS[edit]
+    change(changed["spec"])
+    cluster.put(changed)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Service", NS, "shop")]["spec"] == intact
+    (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
+    assert told[2] == (
+        f"Service shop: {field} changed outside the operator; put back as WebApp shop says "
+        "(change the WebApp instead)"
+    )
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
+
+
+def test_a_port_added_to_the_service_by_hand_is_left_alone() -> None:
+    cluster = running()
+    changed = copy.deepcopy(cluster.objects[("Service", NS, "shop")])
+    changed["spec"]["ports"].append({"name": "debug", "port": 9000, "protocol": "TCP"})
+    cluster.put(changed)
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
+
+
+def test_a_change_by_hand_wakes_the_app() -> None:
+    """The informers queue an app only when something its reconcile reads changed: a
+    Service's selector or type, a Deployment's image or replica count are such things."""
+    from webapp_operator.controller import handlers
+
+    cluster = running()
+    for kind, name, change in (
+        ("Service", "shop", SERVICE_EDITS["selector"][0]),
+        ("Service", "shop", SERVICE_EDITS["type"][0]),
+        ("Deployment", "shop", HAND_EDITS["set-image"][0]),
+        ("Deployment", "shop", HAND_EDITS["scale"][0]),
+    ):
+        body = cluster.objects[(kind, NS, name)]
+        changed = copy.deepcopy(body)
+        change(changed["spec"])
+        before, after = (state.workload_entry(kind, b) for b in (body, changed))
+        assert before is not None
+        assert after is not None
+        assert handlers._workload_signature(before) != handlers._workload_signature(after)

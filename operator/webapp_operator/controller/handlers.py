@@ -360,7 +360,8 @@ def _references_others(ctx: reconcile.Context, namespace: str, name: str) -> boo
 def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
     """What the reconcilers read of a workload: identity, applied digest, template snapshot,
     whether a Deployment finished rolling out (or gave up), a ReplicaSet still holds pods, a
-    migration Job ended, or a Deployment's environment was changed outside the operator."""
+    migration Job ended, or something the operator rendered was changed by hand (an
+    environment, an image, a replica count, a Service's selector...)."""
     progress: Any = entry.rolled_out if entry.kind == "Deployment" else entry.live
     if entry.kind == "Job":
         progress = (entry.succeeded, entry.failed)
@@ -372,6 +373,8 @@ def _workload_signature(entry: state.WorkloadEntry) -> tuple[Any, ...]:
         progress,
         entry.stalled,
         entry.env_foreign,
+        entry.marks,
+        entry.replicas if entry.kind == "Deployment" else None,
     )
 
 

@@ -872,18 +872,21 @@ async def _drop_foreign_history(
 
 
 def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> list[str]:
-    """The fields of a Deployment applied as rendered that someone changed since: its
-    containers' images, commands or arguments (`state.container_marks`; a container added by
-    hand is not the operator's to take back, only its environment is), its replica count
-    when the operator sets one (not one an autoscaler holds). The `applied` digest says what
-    the operator wrote, not what the Deployment holds now."""
-    if obj["kind"] != "Deployment":
-        return []
-    fields = []
+    """The fields of a Deployment or Service applied as rendered that someone changed since
+    (`state.marks`): a Deployment's containers' images, commands or arguments (a container
+    added by hand is not the operator's to take back, only its environment is) and its
+    replica count when the operator sets one (not one an autoscaler holds); a Service's type,
+    selector or ports. The `applied` digest says what the operator wrote, not what the object
+    holds now."""
+    kind = obj["kind"]
     live = dict(current.marks)
-    if any(live.get(name) != mark for name, mark in state.container_marks(obj["spec"])):
+    differ = [name for name, mark in state.marks(kind, obj["spec"]) if live.get(name) != mark]
+    fields = []
+    if kind == "Deployment" and differ:
         fields.append("containers (image, command or args)")
-    wanted = obj["spec"].get("replicas")
+    if kind == "Service":
+        fields += differ
+    wanted = obj["spec"].get("replicas") if kind == "Deployment" else None
     if wanted is not None and wanted != current.replicas:
         fields.append("replicas")
     return fields
@@ -892,15 +895,23 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
 async def _tell_reverted(
     ctx: Context, entry: state.WebAppEntry, reverting: list[tuple[state.WorkloadEntry, list[str]]]
 ) -> None:
-    """A Warning for each Deployment about to be applied again because someone changed it:
+    """A Warning for each object about to be applied again because someone changed it:
     its fields, never their values; named after the Deployment's generation and posted before
     the apply, so it is told once whatever dies (as `_restore_environments`)."""
     for current, fields in reverting:
         message = (
-            f"Deployment {current.name}: {' and '.join(fields)} changed outside the operator; "
-            f"put back as WebApp {entry.name} says (change the WebApp instead)"
+            f"{current.kind} {current.name}: {' and '.join(fields)} changed outside the "
+            f"operator; put back as WebApp {entry.name} says (change the WebApp instead)"
         )
         await _warn_changed(ctx, entry, current, reasons.CHANGE_REVERTED, message)
+
+
+def _change_id(current: state.WorkloadEntry) -> str:
+    """What tells one change by hand of an object from the next: a Deployment's generation
+    (a Service has none: what it holds now)."""
+    if current.kind == "Deployment":
+        return str(current.generation)
+    return state.marks_id(current.marks)
 
 
 async def _warn_changed(
@@ -910,10 +921,10 @@ async def _warn_changed(
     reason: str,
     message: str,
 ) -> None:
-    """Log and tell on the WebApp (a Warning) that a Deployment was changed by hand and is
-    put back; named after that Deployment's generation, so told once for each change."""
+    """Log and tell on the WebApp (a Warning) that an object was changed by hand and is put
+    back; named after the change (`_change_id`), so told once for each change."""
     logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
-    what = (reason, current.name, current.uid, str(current.generation))
+    what = (reason, current.kind, current.name, current.uid, _change_id(current))
     await _post_once(ctx, _entry_ref(entry), what, "", reason, message, ctx.clock.now(), True)
 
 
@@ -1441,7 +1452,7 @@ async def reconcile_webapp(
             if names and not ctx.wrote_recently(("env", *key), str(current.generation)):
                 drifted.append((current, names))
             undone = changed_by_hand(obj, current)
-            if not undone or ctx.wrote_recently(("hand", *key), str(current.generation)):
+            if not undone or ctx.wrote_recently(("hand", *key), _change_id(current)):
                 continue
             reverting.append((current, undone))
         if ctx.wrote_recently(key, digest):
@@ -1481,8 +1492,8 @@ async def reconcile_webapp(
         else:
             ctx.remember(written, digest)
     for current, _ in reverting:
-        generation_seen = str(current.generation)
-        ctx.remember(("hand", "Deployment", current.namespace, current.name), generation_seen)
+        hand = ("hand", current.kind, current.namespace, current.name)
+        ctx.remember(hand, _change_id(current))
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
     await _restore_environments(ctx, entry, result.snapshot_name, drifted)

@@ -327,9 +327,10 @@ class WorkloadEntry:
     # its containers, whose environment the operator puts back (reconcile.env_repair), and
     # whose ReplicaSet it drops once scaled down; () when intact.
     env_foreign: tuple[str, ...] = ()
-    # A Deployment's containers as `container_marks` digests them: (name, digest of its
-    # image, command and arguments) each; the rendering's differ when someone changed one
-    # (`kubectl set image`), though the `applied` digest does not.
+    # What `marks` digests of a Deployment (each container's image, command and arguments)
+    # or a Service (its type, selector and each port's name and target): the rendering's
+    # differ when someone changed one (`kubectl set image`, `kubectl edit svc`), though the
+    # `applied` digest does not.
     marks: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -363,20 +364,42 @@ def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def container_marks(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Each container of a Deployment spec: its name, and a short digest of its image, command
-    and arguments, fields the API server neither defaults nor rewrites, so the live Deployment
-    and the rendering give the same digests until someone changes one of them."""
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    return tuple(
-        (
-            sys.intern(str(c.get("name", ""))),
-            hashlib.blake2b(
-                repr((c.get("image"), c.get("command"), c.get("args"))).encode(), digest_size=8
-            ).hexdigest(),
+def _mark(value: object) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
+
+
+def marks_id(found: tuple[tuple[str, str], ...]) -> str:
+    """One short digest of an object's `marks`."""
+    return _mark(found)
+
+
+def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Named short digests of fields the operator sets and the API server neither defaults
+    nor rewrites, so the live object and the rendering give the same ones until someone
+    changes a field: of a Deployment, each container's image, command and arguments (by
+    container name); of a Service, its type, its selector, and each port's name and target
+    (by port and protocol). An item only the live object has (a container, a port added by
+    hand) is not the operator's; () for other kinds."""
+    if kind == "Deployment":
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        return tuple(
+            (
+                sys.intern(str(c.get("name", ""))),
+                _mark((c.get("image"), c.get("command"), c.get("args"))),
+            )
+            for c in containers
         )
-        for c in containers
-    )
+    if kind == "Service":
+        selector = sorted((spec.get("selector") or {}).items())
+        ports = tuple(
+            (
+                f"port {p.get('port')}/{p.get('protocol', 'TCP')}",
+                _mark((p.get("name"), p.get("targetPort"))),
+            )
+            for p in spec.get("ports") or []
+        )
+        return (("type", _mark(spec.get("type"))), ("selector", _mark(selector)), *ports)
+    return ()
 
 
 def _env_foreign(spec: Mapping[str, Any]) -> tuple[str, ...]:
@@ -456,7 +479,7 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
         env_foreign=_env_foreign(spec) if kind in ("Deployment", "ReplicaSet") else (),
-        marks=container_marks(spec) if kind == "Deployment" else (),
+        marks=marks(kind, spec),
         **(_job_end(status) if kind == "Job" else {}),
     )
 
