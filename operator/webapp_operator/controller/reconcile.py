@@ -896,7 +896,7 @@ async def _tell_reverted(
     ctx: Context, entry: state.WebAppEntry, reverting: list[tuple[state.WorkloadEntry, list[str]]]
 ) -> None:
     """A Warning for each object about to be applied again because someone changed it:
-    its fields, never their values; named after the Deployment's generation and posted before
+    its fields, never their values; named after the change (`_change_id`) and posted before
     the apply, so it is told once whatever dies (as `_restore_environments`)."""
     for current, fields in reverting:
         message = (
