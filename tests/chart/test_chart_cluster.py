@@ -355,12 +355,11 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
         return str(found[0]["spec"].get("ingressClassName")) if found else None
 
     exposed = {**SEED, "processes": processes, "baseUrl": "https://shop.example.com/"}
-    kit.webapp("shop", {**exposed, "ingress": {"className": "one"}})
-    wait_for(lambda: ingress_class() == "one", 60, message="Ingress created")
-    kit.webapp("shop", {**exposed, "ingress": {"className": "two"}})
-    wait_for(lambda: ingress_class() == "two", 60, message="Ingress changed")
-    kit.webapp("shop", exposed)
-    wait_for(lambda: ingress_class() is None, 60, message="Ingress deleted")
+
+    def classed(name: str) -> dict[str, Any]:
+        return {**exposed, "ingress": {"className": name}}
+
+    _made_changed_deleted(kit, exposed, "Ingress", ingress_class, classed, "one", "two")
 
     # An autoscaled web process: its HorizontalPodAutoscaler created, changed, deleted.
     def most() -> int | None:
@@ -375,12 +374,7 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
             "resources": {"requests": {"cpu": "100m"}},
         }
 
-    kit.webapp("shop", scaled(3))
-    wait_for(lambda: most() == 3, 60, message="HorizontalPodAutoscaler created")
-    kit.webapp("shop", scaled(4))
-    wait_for(lambda: most() == 4, 60, message="HorizontalPodAutoscaler changed")
-    kit.webapp("shop", exposed)
-    wait_for(lambda: most() is None, 60, message="HorizontalPodAutoscaler deleted")
+    _made_changed_deleted(kit, exposed, "HorizontalPodAutoscaler", most, scaled, 3, 4)
 
     # A migration: its Job made (kwok completes its pod) and kept; another release's Job made
     # and the first deleted; taken out, its Job deleted.
@@ -405,12 +399,7 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
         web = {**processes["web"], "disruptionBudget": {"maxUnavailable": most}}
         return {**exposed, "processes": {**processes, "web": web}}
 
-    kit.webapp("shop", budgeted(1))
-    wait_for(lambda: budget() == 1, 60, message="PodDisruptionBudget created")
-    kit.webapp("shop", budgeted(2))
-    wait_for(lambda: budget() == 2, 60, message="PodDisruptionBudget changed")
-    kit.webapp("shop", exposed)
-    wait_for(lambda: budget() is None, 60, message="PodDisruptionBudget deleted")
+    _made_changed_deleted(kit, exposed, "PodDisruptionBudget", budget, budgeted, 1, 2)
     kit.wait_ready("shop")
 
     # An environment changed by hand (as `kubectl set env` does): put back by a patch, and the
@@ -429,6 +418,28 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     wait_for(lambda: shadowed() == [], 60, message="the edit's ReplicaSet deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2, shadow]) == []
+
+
+def _made_changed_deleted(
+    kit: opkit.Kit,
+    plain: dict[str, Any],
+    kind: str,
+    read: Callable[[], Any],
+    asking: Callable[[Any], dict[str, Any]],
+    first: Any,
+    second: Any,
+) -> None:
+    """The walk's steps for an optional kind: a spec `asking` for it with `first`, then with
+    `second`, then the `plain` spec; `read` gives what the live object holds (None: none)."""
+    for value, done in ((first, "created"), (second, "changed")):
+        kit.webapp("shop", asking(value))
+
+        def holds(value: Any = value) -> bool:
+            return bool(read() == value)
+
+        wait_for(holds, 60, message=f"{kind} {done}")
+    kit.webapp("shop", plain)
+    wait_for(lambda: read() is None, 60, message=f"{kind} deleted")
 
 
 def _service_account(kit: opkit.Kit, name: str, grant: str | None) -> None:

@@ -50,6 +50,31 @@ def containers(cluster: FakeCluster, name: str) -> list[dict[str, Any]]:
     return list(body["spec"]["template"]["spec"]["containers"])
 
 
+def by_hand(
+    cluster: FakeCluster, kind: str, name: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Change an object's spec as `kubectl` writes it (the applied digest left alone); the
+    object as it was."""
+    before = copy.deepcopy(cluster.objects[(kind, NS, name)])
+    changed = copy.deepcopy(before)
+    change(changed["spec"])
+    cluster.put(changed)
+    return before
+
+
+def nothing_more_to_do(cluster: FakeCluster) -> None:
+    """Another operator start (a restart) finds nothing to write."""
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert len(cluster.writes) == writes
+
+
+def reverted(cluster: FakeCluster) -> str:
+    """The message of the one ChangeReverted told."""
+    (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
+    return told[2]
+
+
 EDITS = {
     "set-env": lambda c: c.__setitem__(
         "env", [{"name": "GO_CREDENTIALS_PASSWORD", "value": CANARY}]
@@ -87,9 +112,7 @@ def test_an_environment_changed_outside_the_operator_is_put_back(edit: str) -> N
     assert "EnvironmentRestored" in cluster.warnings
     assert CANARY not in repr(cluster.events)
     # Put back once: a restart finds nothing to do.
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))
-    assert len(cluster.writes) == writes
+    nothing_more_to_do(cluster)
 
 
 def test_an_intact_environment_is_not_flagged() -> None:
@@ -118,9 +141,7 @@ def test_a_container_added_by_hand_reads_the_same_environment_too() -> None:
         assert "env" not in container
     # Its image is its own (not the operator's to take back): once put back, nothing more.
     assert not any(e[0] == "ChangeReverted" for e in cluster.events)
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))
-    assert len(cluster.writes) == writes
+    nothing_more_to_do(cluster)
 
 
 def test_a_crash_at_any_write_of_the_repair_tells_it_once_and_puts_it_back() -> None:
@@ -222,24 +243,18 @@ def test_a_field_changed_outside_the_operator_is_applied_again(edit: str) -> Non
     """`kubectl set image`, an edited command, `kubectl scale`: the WebApp says what runs and
     how many; the Deployment is applied again, with a Warning naming the field, not its value."""
     cluster = running()
-    deployment = cluster.objects[("Deployment", NS, "shop-queue-worker")]
-    intact = copy.deepcopy(deployment["spec"])
-    changed = copy.deepcopy(deployment)
     change, field = HAND_EDITS[edit]
-    change(changed["spec"])
-    cluster.put(changed)
+    intact = by_hand(cluster, "Deployment", "shop-queue-worker", change)["spec"]
     asyncio.run(settle(cluster))
     assert cluster.objects[("Deployment", NS, "shop-queue-worker")]["spec"] == intact
-    (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
-    assert told[2] == (
+    told = reverted(cluster)
+    assert told == (
         f"Deployment shop-queue-worker: {field} changed outside the operator; put back as "
         "WebApp shop says (change the WebApp instead)"
     )
-    assert "attacker" not in told[2]
-    assert "sleep" not in told[2]
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))  # once: a restart finds nothing to do
-    assert len(cluster.writes) == writes
+    assert "attacker" not in told
+    assert "sleep" not in told
+    nothing_more_to_do(cluster)  # told and put back once
 
 
 def test_a_scheduler_scaled_by_hand_runs_one_pod_again() -> None:
@@ -247,9 +262,7 @@ def test_a_scheduler_scaled_by_hand_runs_one_pod_again() -> None:
     cluster.put(credentials("one"))
     cluster.put(webapp("shop", "auto", ("web", "beat-scheduler")))
     asyncio.run(settle(cluster))
-    changed = copy.deepcopy(cluster.objects[("Deployment", NS, "shop-beat-scheduler")])
-    changed["spec"]["replicas"] = 3
-    cluster.put(changed)
+    by_hand(cluster, "Deployment", "shop-beat-scheduler", HAND_EDITS["scale"][0])
     asyncio.run(settle(cluster))
     assert cluster.objects[("Deployment", NS, "shop-beat-scheduler")]["spec"]["replicas"] == 1
 
@@ -293,9 +306,7 @@ def test_a_rollout_restart_is_left_alone() -> None:
     template = restarted["spec"]["template"]["metadata"]
     template.setdefault("annotations", {})["kubectl.kubernetes.io/restartedAt"] = "2026-01-01"
     cluster.put(restarted)
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))
-    assert len(cluster.writes) == writes
+    nothing_more_to_do(cluster)
     assert cluster.objects[("Deployment", NS, "shop")]["spec"] == restarted["spec"]
 
 
@@ -311,31 +322,22 @@ def test_a_service_changed_outside_the_operator_is_applied_again(edit: str) -> N
     """A selector pointed at someone else's pods takes the app's traffic (its DNS name), a
     type NodePort exposes it on every node: the Service is applied again, told once."""
     cluster = running()
-    intact = copy.deepcopy(cluster.objects[("Service", NS, "shop")]["spec"])
-    changed = copy.deepcopy(cluster.objects[("Service", NS, "shop")])
     change, field = SERVICE_EDITS[edit]
-    change(changed["spec"])
-    cluster.put(changed)
+    intact = by_hand(cluster, "Service", "shop", change)["spec"]
     asyncio.run(settle(cluster))
     assert cluster.objects[("Service", NS, "shop")]["spec"] == intact
-    (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
-    assert told[2] == (
+    assert reverted(cluster) == (
         f"Service shop: {field} changed outside the operator; put back as WebApp shop says "
         "(change the WebApp instead)"
     )
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))
-    assert len(cluster.writes) == writes
+    nothing_more_to_do(cluster)
 
 
 def test_a_port_added_to_the_service_by_hand_is_left_alone() -> None:
     cluster = running()
-    changed = copy.deepcopy(cluster.objects[("Service", NS, "shop")])
-    changed["spec"]["ports"].append({"name": "debug", "port": 9000, "protocol": "TCP"})
-    cluster.put(changed)
-    writes = len(cluster.writes)
-    asyncio.run(settle(cluster))
-    assert len(cluster.writes) == writes
+    port = {"name": "debug", "port": 9000, "protocol": "TCP"}
+    by_hand(cluster, "Service", "shop", lambda spec: spec["ports"].append(port))
+    nothing_more_to_do(cluster)
 
 
 def test_a_change_by_hand_wakes_the_app() -> None:
