@@ -315,8 +315,14 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     first = one_snapshot(kit, "shop")
     assert kit.env(first)["FLASK_CREDENTIALS_PASSWORD"] == PASSWORD_1
 
-    # An update: revision 2, one rollout, revision 1 pruned once no ReplicaSet uses it.
+    # An update whose revision name someone took first: the squatter is read (`get`), named
+    # by a Warning, never adopted; once it is removed, revision 2, one rollout, revision 1
+    # pruned once no ReplicaSet uses it.
+    kit.foreign_secret("credentials.rev-2", {"password": "chart-squatter"})
     kit.secret("credentials", {"username": "admin", "password": PASSWORD_2}, grant="shop")
+    wait_for(lambda: kit.events("SnapshotNameTaken"), 60, message="SnapshotNameTaken")
+    assert kit.tracked("shop", "credentials") == 1
+    kit.kube.delete(Secret, "credentials.rev-2", namespace=kit.namespace)
     wait_for(lambda: kit.tracked("shop", "credentials") == 2, 60, message="tracking revision 2")
     kit.wait_ready("shop")
     assert one_snapshot(kit, "shop") != first
@@ -402,11 +408,13 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
     _made_changed_deleted(kit, exposed, "PodDisruptionBudget", budget, budgeted, 1, 2)
     kit.wait_ready("shop")
 
-    # An environment changed by hand (as `kubectl set env` does): put back by a patch, and the
+    # An environment and an image changed by hand (as `kubectl set env` and `set image` do):
+    # put back by one patch (the Deployment read first, to name the fields), and the
     # ReplicaSet the change made, which holds the value, deleted once scaled down.
     shadow = "chart-shadow-value-77ad"
     edit = {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "env": [{"name": "FLASK_CREDENTIALS_PASSWORD", "value": shadow}]}
+        {"name": "web", "image": "localhost:32000/other:9",
+         "env": [{"name": "FLASK_CREDENTIALS_PASSWORD", "value": shadow}]}
     ]}}}}  # fmt: skip
     kit.kube.patch(Deployment, "shop", edit, namespace=kit.namespace)
 
@@ -415,6 +423,7 @@ def test_seed_update_prune_and_owned_secrets_as_the_chart(walk: opkit.Kit) -> No
         return [rs["metadata"]["name"] for rs in found if shadow in json.dumps(rs["spec"])]
 
     wait_for(lambda: kit.events("EnvironmentRestored"), 60, message="EnvironmentRestored")
+    wait_for(lambda: kit.events("ChangeReverted"), 60, message="ChangeReverted")
     wait_for(lambda: shadowed() == [], 60, message="the edit's ReplicaSet deleted")
     kit.wait_ready("shop")
     assert kit.canary_hits([PASSWORD_1, PASSWORD_2, shadow]) == []

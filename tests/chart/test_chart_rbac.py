@@ -30,6 +30,11 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     # WebApps is ever written: no finalizer, no annotation (status progress storage).
     ("twelvefactor.dev", "webapps/status", "patch"): "Gateway.patch_webapp_status",
     ("", "secrets", "list"): "the Secret informer (handlers.informers, on_secret)",
+    # Gateway.get of a Secret holding a name the operator meant to create (a revision, an
+    # environment snapshot, an owned Secret): ours (the watch is behind) or a squatter's,
+    # named and never adopted (reconcile._revision_name_held, _ensure_snapshot); `list`
+    # reads as much.
+    ("", "secrets", "get"): "Gateway.get of a name held (reconcile._revision_name_held)",
     ("", "secrets", "watch"): "same (server-side selector twelvefactor.dev/secret)",
     # Gateway.create: revision snapshots (reconcile_secret), environment snapshots
     # (reconcile_webapp), app-owned Secrets and the app's secret key (_ensure_owned).
@@ -41,6 +46,9 @@ IN_WATCHED_NAMESPACES: Final[dict[tuple[str, str, str], str]] = {
     ("", "secrets", "delete"): "Gateway.delete (pruning)",
     ("apps", "deployments", "list"): "informer (handlers.informers, kube/informer.py)",
     ("apps", "deployments", "watch"): "same",
+    # Gateway.get of a Deployment whose pod template someone changed, to name the fields and
+    # build the patch that puts them back (reconcile._template_changes); `list` reads as much.
+    ("apps", "deployments", "get"): "Gateway.get (reconcile._template_changes)",
     # Gateway.apply is server-side apply (PATCH); when the object does not exist yet the API
     # server authorises the same request as `create` (measured: 403 without it). Before the
     # first apply of each rendered object, Gateway.name_free (a dry-run POST, also `create`)

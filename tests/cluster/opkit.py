@@ -146,6 +146,18 @@ class Kit:
 
     # ------------------------------------------------------------------ writing
 
+    def foreign_secret(self, name: str, data: Mapping[str, str]) -> None:
+        """A Secret the operator did not make (by someone allowed to create Secrets)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": {"squatter": "yes"}},
+            "type": "Opaque",
+            "data": {k: b64(v) for k, v in data.items()},
+        }
+        obj: Any = Secret.from_dict(body)
+        self.kube.create(obj)
+
     def secret(
         self,
         name: str,

@@ -458,6 +458,16 @@ def test_kubectl_set_env_is_put_back_and_told(kit: opkit.Kit) -> None:
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
+def kubectl(kit: opkit.Kit, *argv: str) -> None:
+    """kubectl, as a user runs it, in the test's namespace."""
+    subprocess.run(
+        ["kubectl", *argv, "-n", kit.namespace],
+        env=support.tool_env(Path(kit.kubeconfig)),
+        check=True,
+        capture_output=True,
+    )
+
+
 def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> None:
     """The WebApp says what runs and how many: `kubectl set image` on the web Deployment,
     `kubectl scale` of the scheduler (exactly one pod, ever) and a `kubectl rollout undo` are
@@ -467,17 +477,8 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
     kit.webapp("shop", SEED)
     kit.wait_ready("shop")
     before = {name: d["spec"] for name, d in kit.deployments("shop").items()}
-
-    def kubectl(*argv: str) -> None:
-        subprocess.run(
-            ["kubectl", *argv, "-n", kit.namespace],
-            env=support.tool_env(Path(kit.kubeconfig)),
-            check=True,
-            capture_output=True,
-        )
-
-    kubectl("set", "image", "deployment/shop", "web=localhost:32000/other:9")
-    kubectl("scale", "deployment/shop-celery-beat-scheduler", "--replicas=3")
+    kubectl(kit, "set", "image", "deployment/shop", "web=localhost:32000/other:9")
+    kubectl(kit, "scale", "deployment/shop-celery-beat-scheduler", "--replicas=3")
 
     def put_back() -> bool:
         now = kit.deployments("shop")
@@ -493,13 +494,13 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
     assert told == [
         "Deployment shop-celery-beat-scheduler: replicas changed outside the operator; put "
         "back as WebApp shop says (change the WebApp instead)",
-        "Deployment shop: containers (image, command or args) changed outside the operator; "
-        "put back as WebApp shop says (change the WebApp instead)",
+        "Deployment shop: container web (image) changed outside the operator; put back as "
+        "WebApp shop says (change the WebApp instead)",
     ]
     kit.wait_ready("shop")
     # `kubectl rollout undo` (onto the hand-set image's ReplicaSet) is a change by hand too.
     wait_for(lambda: kit.deployments("shop")["shop"]["status"].get("updatedReplicas") == 2, 30)
-    kubectl("rollout", "undo", "deployment/shop")
+    kubectl(kit, "rollout", "undo", "deployment/shop")
     wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="the undo put back")
     wait_for(put_back, 30, message="image put back after the undo")
     kit.wait_ready("shop")
@@ -507,6 +508,80 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
     kit.start_operator()
     kit.operator_log_wait_idle()
     assert len(kit.events("ChangeReverted")) == 3
+    assert kit.canary_hits([PASSWORD_1]) == []
+
+
+def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> None:
+    """`kubectl set resources`, `kubectl set serviceaccount`, arguments and a node selector
+    given where the WebApp sets none: each Deployment is put back in one patch (what someone
+    added taken out again, which a server-side apply could not do), the fields named. What
+    the API server itself makes of the rendering (0.5 CPU kept as 500m, a probe's defaults,
+    no zero delay) is no change."""
+    app = {
+        **SEED,
+        "resources": {"limits": {"cpu": "0.5"}},
+        "healthCheck": {"path": "/", "initialDelaySeconds": 0},
+    }
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", app)
+    kit.wait_ready("shop")
+    kit.operator_log_wait_idle()
+    before = kit.deployments("shop")
+    resources = before["shop"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "500m"}}
+    assert {d["metadata"]["generation"] for d in before.values()} == {1}
+    assert kit.events("ChangeReverted") == []
+
+    kubectl(kit, "set", "resources", "deployment/shop", "-c", "web", "--limits=memory=8Gi,cpu=2")
+    kubectl(kit, "set", "serviceaccount", "deployment/shop-celery-worker", "mallory")
+    added = [
+        {"op": "add", "path": "/spec/template/spec/containers/0/args", "value": ["--debug"]},
+        {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {"gpu": "yes"}},
+    ]
+    patch = json.dumps(added)
+    kubectl(kit, "patch", "deployment", "shop-celery-beat-scheduler", "--type=json", "-p", patch)
+
+    def put_back() -> bool:
+        now = kit.deployments("shop")
+        return all(
+            now[name]["spec"]["template"] == d["spec"]["template"] for name, d in before.items()
+        )
+
+    wait_for(put_back, 30, message="the pod templates put back")
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="three ChangeReverted")
+    assert sorted(e["message"] for e in kit.events("ChangeReverted")) == sorted(
+        f"Deployment {name}: {fields} changed outside the operator; put back as WebApp shop "
+        "says (change the WebApp instead)"
+        for name, fields in (
+            ("shop", "container web (resources)"),
+            ("shop-celery-beat-scheduler",
+             "container celery-beat-scheduler (args) and the pod's nodeSelector"),
+            ("shop-celery-worker", "the pod's serviceAccountName"),
+        )
+    )  # fmt: skip
+    # One patch each: one rollout from the hand change to the rendering, none in between.
+    assert {n: d["metadata"]["generation"] for n, d in kit.deployments("shop").items()} == {
+        "shop": 3,
+        "shop-celery-worker": 3,
+        "shop-celery-beat-scheduler": 3,
+    }
+    kit.wait_ready("shop")
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("ChangeReverted")) == 3
+    # The WebApp sets no resources any more: gone, though the repair wrote them last.
+    kit.webapp("shop", {k: v for k, v in app.items() if k != "resources"})
+
+    def web() -> dict[str, Any]:
+        found: dict[str, Any] = kit.deployments("shop")["shop"]["spec"]["template"]["spec"]
+        return found
+
+    wait_for(lambda: not web()["containers"][0].get("resources"), 30, message="resources gone")
+    kit.wait_ready("shop")
+    kit.operator_log_wait_idle()
+    assert len(kit.events("ChangeReverted")) == 3  # the operator's own change, not one by hand
     assert kit.canary_hits([PASSWORD_1]) == []
 
 

@@ -547,19 +547,6 @@ def test_concurrent_writers_conflict_and_the_operator_converges(
     assert kit.canary_hits([f"canary-c-{i}" for i in range(16)] + ["canary-c-final"]) == []
 
 
-def foreign_secret(kit: opkit.Kit, name: str, data: dict[str, str]) -> None:
-    """A Secret the operator did not make (created by someone allowed to create Secrets)."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": kit.namespace, "labels": {"squatter": "yes"}},
-        "type": "Opaque",
-        "data": {k: opkit.b64(v) for k, v in data.items()},
-    }
-    obj: Any = Secret.from_dict(body)
-    kit.kube.create(obj)
-
-
 def reported(kit: opkit.Kit, app: str, name: str) -> bool:
     """A clear report naming `name`: in the app's Ready condition or in a Warning Event."""
     cond = kit.condition(app)
@@ -591,7 +578,7 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
 
     # 1. The next revision's name is squatted before the Secret changes: reported by name (the
     #    app's condition and a Warning Event on the source), neither overwritten nor read.
-    foreign_secret(kit, "credentials.rev-2", {"password": "canary-q-squatter"})
+    kit.foreign_secret("credentials.rev-2", {"password": "canary-q-squatter"})
     kit.secret("credentials", {"username": "a", "password": "canary-q-two"}, grant="shop")
     name_taken(kit, "shop")
     assert reported(kit, "shop", "credentials.rev-2")
@@ -626,7 +613,7 @@ def test_squatted_names_are_neither_overwritten_nor_adopted(
         message=f"{hello} pruned",
     )
     planted = {"FLASK_GREETING": "squatter", "FLASK_SECRET_KEY": "known-to-the-squatter"}
-    foreign_secret(kit, hello, planted)
+    kit.foreign_secret(hello, planted)
     kit.webapp("shop", SMALL)
     name_taken(kit, "shop")
     assert reported(kit, "shop", hello)

@@ -32,7 +32,7 @@ from tests.unit.test_reconcile_crash import (
     webapp,
 )
 
-from webapp_operator.controller import state
+from webapp_operator.controller import reconcile, state
 
 CANARY = "drift-canary-61f0"
 
@@ -51,13 +51,21 @@ def containers(cluster: FakeCluster, name: str) -> list[dict[str, Any]]:
 
 
 def by_hand(
-    cluster: FakeCluster, kind: str, name: str, change: Callable[[dict[str, Any]], None]
+    cluster: FakeCluster,
+    kind: str,
+    name: str,
+    change: Callable[[dict[str, Any]], None],
+    manager: str | None = "kubectl-edit",
 ) -> dict[str, Any]:
-    """Change an object's spec as `kubectl` writes it (the applied digest left alone); the
-    object as it was."""
+    """Change an object's spec as `kubectl` writes it (the applied digest left alone, the
+    field manager `manager` recorded); the object as it was."""
     before = copy.deepcopy(cluster.objects[(kind, NS, name)])
     changed = copy.deepcopy(before)
     change(changed["spec"])
+    if manager is not None:
+        managed = changed["metadata"].setdefault("managedFields", [])
+        fields: dict[str, Any] = {"f:spec": {"f:template": {"f:spec": {}}}}
+        managed.append({"manager": manager, "operation": "Update", "fieldsV1": fields})
     cluster.put(changed)
     return before
 
@@ -229,12 +237,55 @@ def test_without_delete_on_replicasets_the_history_stays_and_the_app_runs(
 
 # ----------------------------------------------------------------------------- other fields
 
+
+def _container(spec: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = spec["template"]["spec"]["containers"][0]
+    return container
+
+
+def _pod(spec: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = spec["template"]["spec"]
+    return pod
+
+
+def _imaged(spec: dict[str, Any], image: str) -> dict[str, Any]:
+    """The template with its first container's image changed."""
+    _container(spec)["image"] = image
+    template: dict[str, Any] = spec["template"]
+    return template
+
+
+# Each a change by hand of a field the WebApp decides, and what the Warning names.
 HAND_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "set-image": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
-        "image", "attacker/miner:1"), "containers (image, command or args)"),
-    "command": (lambda spec: spec["template"]["spec"]["containers"][0].__setitem__(
-        "command", ["sh", "-c", "sleep 1d"]), "containers (image, command or args)"),
+    "set-image": (lambda spec: _container(spec).__setitem__("image", "attacker/miner:1"),
+                  "container queue-worker (image)"),
+    "command": (lambda spec: _container(spec).__setitem__("command", ["sh", "-c", "sleep 1d"]),
+                "container queue-worker (command)"),
+    "set-resources": (lambda spec: _container(spec).__setitem__(
+        "resources", {"limits": {"memory": "64Gi"}, "requests": {"memory": "64Gi"}}),
+        "container queue-worker (resources)"),
+    "probe": (lambda spec: _container(spec).__setitem__(
+        "readinessProbe", {"exec": {"command": ["true"]}}),
+        "container queue-worker (readinessProbe)"),
+    "privileged": (lambda spec: _container(spec).__setitem__(
+        "securityContext", {"privileged": True}), "container queue-worker (securityContext)"),
+    "image-and-port": (lambda spec: _container(spec).update(
+        image="attacker/miner:1", ports=[{"containerPort": 22, "protocol": "TCP"}]),
+        "container queue-worker (image, ports)"),
+    "root": (lambda spec: _pod(spec).__setitem__("securityContext", {"runAsUser": 0}),
+             "the pod's securityContext"),
+    "service-account": (lambda spec: _pod(spec).update(
+        serviceAccountName="mallory", serviceAccount="mallory"),
+        "the pod's serviceAccountName"),
+    "node-selector": (lambda spec: _pod(spec).__setitem__("nodeSelector", {"gpu": "yes"}),
+                      "the pod's nodeSelector"),
+    "grace": (lambda spec: _pod(spec).__setitem__("terminationGracePeriodSeconds", 1),
+              "the pod's terminationGracePeriodSeconds"),
+    "tolerations": (lambda spec: _pod(spec).__setitem__(
+        "tolerations", [{"operator": "Exists"}]), "the pod's tolerations"),
     "scale": (lambda spec: spec.__setitem__("replicas", 5), "replicas"),
+    "image-and-scale": (lambda spec: spec.update(replicas=5, template=_imaged(spec, "other:2")),
+                        "container queue-worker (image) and replicas"),
 }  # fmt: skip
 
 
@@ -286,9 +337,7 @@ def test_replicas_an_autoscaler_holds_are_not_taken_back() -> None:
 
 def test_a_crash_at_any_write_of_a_revert_tells_it_once_and_applies_it() -> None:
     start = running()
-    changed = copy.deepcopy(start.objects[("Deployment", NS, "shop")])
-    HAND_EDITS["set-image"][0](changed["spec"])
-    start.put(changed)
+    by_hand(start, "Deployment", "shop", HAND_EDITS["image-and-port"][0])
     start.writes.clear()
     reference = copy.deepcopy(start)
     asyncio.run(settle(reference))
@@ -359,3 +408,121 @@ def test_a_change_by_hand_wakes_the_app() -> None:
         assert before is not None
         assert after is not None
         assert handlers._workload_signature(before) != handlers._workload_signature(after)
+
+
+def as_the_api_server_keeps_it(spec: dict[str, Any]) -> None:
+    """What the API server makes of a rendered template: quantities in its own form, a
+    request for each limit, a probe's defaults (and no zero delay), the pod's defaults."""
+    pod = _pod(spec)
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    pod.setdefault("securityContext", {})
+    for container in pod["containers"]:
+        resources = container.get("resources") or {}
+        if "cpu" in resources.get("limits", {}):
+            resources["limits"]["cpu"] = "500m"  # was "0.5"
+            resources.setdefault("requests", {}).setdefault("cpu", "500m")
+        probe = container.get("readinessProbe")
+        if probe is not None:
+            probe.pop("initialDelaySeconds", None)
+            probe["httpGet"].setdefault("scheme", "HTTP")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+
+
+def test_what_the_api_server_makes_of_a_template_is_no_change() -> None:
+    """Its defaults and its forms of quantities are not changes by hand: nothing is put back,
+    nothing told (else every reconcile would fight the API server)."""
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    body = webapp("shop", "auto", ("web",))
+    body["spec"]["resources"] = {"limits": {"cpu": "0.5"}}
+    body["spec"]["healthCheck"] = {"path": "/ready", "initialDelaySeconds": 0}
+    cluster.put(body)
+    asyncio.run(settle(cluster))
+    rendered = containers(cluster, "shop")[0]
+    assert rendered["resources"] == {"limits": {"cpu": "0.5"}}
+    assert rendered["readinessProbe"]["initialDelaySeconds"] == 0
+    by_hand(cluster, "Deployment", "shop", as_the_api_server_keeps_it)
+    nothing_more_to_do(cluster)
+    assert not any(e[0] == "ChangeReverted" for e in cluster.events)
+
+
+def test_an_environment_and_an_image_changed_together_are_put_back_in_one_patch() -> None:
+    """No template between the hand change and the rendering rolls out: one patch, and each
+    change told."""
+    cluster = running()
+    intact = by_hand(
+        cluster,
+        "Deployment",
+        "shop-queue-worker",
+        lambda spec: EDITS["set-env"](_imaged(spec, "attacker/miner:1")["spec"]["containers"][0]),
+    )
+    writes = len(cluster.writes)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop-queue-worker")]["spec"] == intact["spec"]
+    assert cluster.writes[writes:].count("patch Deployment/shop-queue-worker") == 1
+    assert "apply Deployment/shop-queue-worker" not in cluster.writes[writes:]
+    told = sorted(e[0] for e in cluster.events if e[0] in ("ChangeReverted", "EnvironmentRestored"))
+    assert told == ["ChangeReverted", "EnvironmentRestored"]
+    assert CANARY not in repr(cluster.events)
+    nothing_more_to_do(cluster)
+
+
+def test_a_field_the_webapp_stopped_setting_is_taken_out_untold() -> None:
+    """What no other manager holds is no change by hand: a field an earlier repair of the
+    operator's wrote (it owns it then, so an apply without it keeps it) is taken out without
+    a Warning."""
+    cluster = running()
+    intact = by_hand(cluster, "Deployment", "shop", HAND_EDITS["set-resources"][0], manager=None)
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop")]["spec"] == intact["spec"]
+    assert not any(e[0] == "ChangeReverted" for e in cluster.events)
+    nothing_more_to_do(cluster)
+
+
+def test_a_template_changed_again_at_every_repair_is_left_after_three() -> None:
+    """A mutating admission webhook that sets a field the WebApp does not (here a container's
+    security context) changes every repair again, in the same write (so no watch event wakes
+    the app; any later reconcile would repair again): the operator stops after REPAIR_TRIES
+    of the same repair, tells it once, and writes nothing more."""
+    cluster = running()
+
+    def webhook(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "shop":
+            _container(obj["spec"])["securityContext"] = {"runAsUser": 1000}
+
+    cluster.admission = webhook
+    by_hand(cluster, "Deployment", "shop", HAND_EDITS["set-image"][0])
+    writes = len(cluster.writes)
+    indexes = FakeIndexes()
+    ctx = new_context(cluster, indexes)
+    ctx.memory_seconds = 0  # each reconcile later than the memory of the last repair
+    assert asyncio.run(reconcile_rounds(cluster, indexes, ctx, 12))
+    patches = cluster.writes[writes:].count("patch Deployment/shop")
+    assert patches == 1 + reconcile.REPAIR_TRIES  # the image, then the webhook's field thrice
+    (kept,) = [e for e in cluster.events if e[0] == "ChangeNotReverted"]
+    assert kept[2].startswith(
+        "Deployment shop: container web (securityContext) changed again at each of 3 repairs"
+    )
+    assert "ChangeNotReverted" in cluster.warnings
+    # Later reconciles of this process write nothing more; a restart (no memory) tries anew.
+    writes = len(cluster.writes)
+    asyncio.run(reconcile_rounds(cluster, indexes, ctx, 3))
+    assert len(cluster.writes) == writes
+
+
+def test_without_get_on_deployments_a_template_is_applied_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An RBAC older than the code (no `get` on deployments): the changed template is applied
+    again (what the WebApp sets is taken back) and the missing grant named, once."""
+    cluster = running()
+    cluster.denied.add("get Deployment")
+    intact = by_hand(cluster, "Deployment", "shop", HAND_EDITS["set-image"][0])
+    asyncio.run(settle(cluster))
+    assert cluster.objects[("Deployment", NS, "shop")]["spec"] == intact["spec"]
+    assert reverted(cluster) == (
+        "Deployment shop: containers or pod changed outside the operator; put back as WebApp "
+        "shop says (change the WebApp instead)"
+    )
+    assert caplog.text.count("grant get on deployments") == 1

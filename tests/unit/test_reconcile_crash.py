@@ -20,7 +20,7 @@ import base64
 import collections
 import copy
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,11 +88,16 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
 
 def strategic_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     """A strategic merge patch as the API server makes it of what the operator sends: maps
-    merged, lists of named items merged by name, other lists replaced, null deleting."""
+    merged, lists of named items merged by name, other lists replaced, null deleting, a map
+    or a list that says `$patch: replace` replaced whole."""
     for key, value in patch.items():
         old = target.get(key)
         if value is None:
             target.pop(key, None)  # null deletes the field
+        elif isinstance(value, Mapping) and value.get("$patch") == "replace":
+            target[key] = {k: copy.deepcopy(v) for k, v in value.items() if k != "$patch"}
+        elif isinstance(value, list) and value and value[0] == {"$patch": "replace"}:
+            target[key] = copy.deepcopy(value[1:])
         elif isinstance(value, Mapping) and isinstance(old, dict):
             strategic_merge(old, value)
         elif isinstance(value, list) and isinstance(old, list) and all("name" in v for v in value):
@@ -125,13 +130,16 @@ class FakeCluster:
     # Deployments whose next rollouts the Deployment controller gives up on at once (their new
     # pods never ready, the progress deadline passed), until taken out of the set.
     stalling: set[str] = field(default_factory=set)
-    # Kinds the operator may not write here (403), as with an RBAC older than its code.
+    # Kinds the operator may not write here (403), as with an RBAC older than its code; "get
+    # <kind>": objects of that kind it may not read one by one.
     denied: set[str] = field(default_factory=set)
     # What the Job controller makes of a new Job at once: "succeed" (Complete), "fail" (Failed,
     # its backoff limit reached) or "run" (no condition yet: finish it with `end_jobs`).
     jobs: str = "succeed"
     # The dry-run creates that checked a name was free (reconcile._claim_names).
     dry_runs: list[str] = field(default_factory=list)
+    # A mutating admission webhook: what it does to each object the operator writes.
+    admission: Callable[[dict[str, Any]], None] | None = None
 
     def _write(self, what: str) -> None:
         if self.crash_at is not None and len(self.writes) >= self.crash_at:
@@ -179,6 +187,8 @@ class FakeCluster:
         self._store(key, new)
 
     def _store(self, key: tuple[str, str, str], new: dict[str, Any]) -> None:
+        if self.admission is not None:
+            self.admission(new)
         old = self.objects.get(key)
         if new["kind"] == "Deployment":
             generation = int((old or {}).get("metadata", {}).get("generation") or 0)
@@ -241,6 +251,7 @@ class FakeCluster:
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
+        self._check_denied(f"get {kind}")
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 

@@ -49,6 +49,7 @@ KNOWN_REASONS: Final = frozenset(
         reasons.MIGRATION_SUCCEEDED,
         reasons.ENVIRONMENT_RESTORED,
         reasons.CHANGE_REVERTED,
+        reasons.CHANGE_NOT_REVERTED,
         *reasons.FAILURE_REASONS,
     }
 )

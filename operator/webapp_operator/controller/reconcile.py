@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, Protocol
 from webapp_operator import API_VERSION, KIND
 from webapp_operator.controller import state, workqueue
 from webapp_operator.domain import (
+    drift,
     grants,
     model,
     observe,
@@ -160,8 +161,12 @@ class Context:
     signatures_since: datetime | None = None
     # Secrets labelled as revisions that failed the check, told once: (ns, name, uid).
     unsigned_seen: set[tuple[str, str, str]] = field(default_factory=set)
-    # ReplicaSets to drop that the operator may not delete (403), told once: (kind, ns, name).
+    # What the operator may not do (403), told once: ReplicaSets to drop it may not delete,
+    # (kind, ns, name); Deployments it may not read, ("get", "Deployment", "").
     undeletable: set[tuple[str, str, str]] = field(default_factory=set)
+    # The last repair of each Deployment's pod template and how many times in a row it was
+    # the same one: (kind, ns, name) -> (the patch's digest, count); dropped once intact.
+    repaired: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)
 
     def now_text(self) -> str:
         return schedule.format_time(self.clock.now())
@@ -204,6 +209,15 @@ class Context:
             k: seen for k, seen in self.recent.items() if now - seen[1] < self.memory_seconds
         }
         self.recent_sweep_at = max(1024, 2 * len(self.recent))
+
+    def repair_tries(self, key: tuple[str, ...], repair: Mapping[str, Any]) -> int:
+        """How many times in a row Deployment `key` needed `repair`, this time included: more
+        than REPAIR_TRIES when something changes its template again at every write."""
+        digest = state.marks_id((("", repr(repair)),))
+        last, count = self.repaired.get(key, ("", 0))
+        count = count + 1 if last == digest else 1
+        self.repaired[key] = (digest, count)
+        return count
 
     def backoff(self, key: tuple[str, ...]) -> float:
         """The delay before the next try of `key`: doubling from RETRY_FIRST up to RETRY_MAX."""
@@ -871,25 +885,96 @@ async def _drop_foreign_history(
         )  # fmt: skip
 
 
+# How many times in a row the same repair of a pod template is sent (`Context.repair_tries`).
+REPAIR_TRIES: Final = 3
+# What a ChangeReverted names when the Deployment could not be read (no `get`).
+TEMPLATE_FIELDS: Final = "containers or pod"
+# What `changed_by_hand` says of a Deployment whose pod template (a field the WebApp decides)
+# someone changed: `_template_changes` reads the Deployment to say which.
+TEMPLATE: Final = "template"
+
+
 def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> list[str]:
     """The fields of a Deployment or Service applied as rendered that someone changed since
-    (`state.marks`): a Deployment's containers' images, commands or arguments (a container
-    added by hand is not the operator's to take back, only its environment is) and its
-    replica count when the operator sets one (not one an autoscaler holds); a Service's type,
-    selector or ports. The `applied` digest says what the operator wrote, not what the object
-    holds now."""
+    (`state.marks`): of a Deployment, TEMPLATE when a field of its pod template the WebApp
+    decides differs (`drift`: a container added by hand is not the operator's to take back,
+    only its environment is), and its replica count when the operator sets one (not one an
+    autoscaler holds); of a Service, its type, selector or ports. The `applied` digest says
+    what the operator wrote, not what the object holds now."""
     kind = obj["kind"]
     live = dict(current.marks)
     differ = [name for name, mark in state.marks(kind, obj["spec"]) if live.get(name) != mark]
     fields = []
     if kind == "Deployment" and differ:
-        fields.append("containers (image, command or args)")
+        fields.append(TEMPLATE)
     if kind == "Service":
         fields += differ
     wanted = obj["spec"].get("replicas") if kind == "Deployment" else None
     if wanted is not None and wanted != current.replicas:
         fields.append("replicas")
     return fields
+
+
+async def _template_changes(
+    ctx: Context, obj: Mapping[str, Any], current: state.WorkloadEntry, undone: list[str]
+) -> tuple[list[str], dict[str, Any] | None]:
+    """When `undone` has TEMPLATE: which fields of the template differ (`drift.changed`, read
+    from the Deployment itself: its marks say only that something does), to tell, and the
+    patch that puts them back; nothing when the Deployment is gone or already back.
+
+    A template no other manager holds a field of (`shared`) was changed by no one else: what
+    differs is what an earlier repair of the operator's left (it owns what it patched back,
+    so a field the WebApp stops setting stays where an apply alone would take it out). It is
+    put back, not told."""
+    if TEMPLATE not in undone:
+        return [], None
+    try:
+        live = await ctx.writer.get(obj["apiVersion"], obj["kind"], current.namespace, current.name)
+    except Exception as error:
+        if not _denied(error):
+            raise
+        if ("get", "Deployment", "") not in ctx.undeletable:  # told once per process
+            ctx.undeletable.add(("get", "Deployment", ""))
+            logger.warning(
+                "The operator may not read Deployments (grant get on deployments, as the "
+                "chart's RBAC does): a pod template changed by hand is applied again, which "
+                "takes back what the WebApp sets but not what someone added",
+            )
+        return [TEMPLATE_FIELDS], None  # applied again instead
+    if live is None:
+        return [], None
+    said, repair = drift.changed(obj, live), drift.repair(obj, live)
+    if said and not current.shared:
+        logger.info(
+            "Deployment %s/%s: %s no longer set by WebApp %s; taken out",
+            current.namespace, current.name, " and ".join(said), current.app,
+        )  # fmt: skip
+        said = []
+    return said, repair
+
+
+async def _tell_kept(
+    ctx: Context,
+    entry: state.WebAppEntry,
+    current: state.WorkloadEntry,
+    said: list[str],
+    repair: Mapping[str, Any],
+) -> None:
+    """A Warning, once for each such repair, that a Deployment's template is changed again at
+    every repair (by a mutating admission webhook or policy, in the same write), so the
+    operator leaves it rather than write for ever."""
+    fields = " and ".join(said) or "its pod template"
+    message = (
+        f"Deployment {current.name}: {fields} changed again at each of {REPAIR_TRIES} repairs "
+        "(a mutating admission webhook or policy?); left as it is: set it in WebApp "
+        f"{entry.name} or exempt the app from what changes it"
+    )
+    logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
+    what = (reasons.CHANGE_NOT_REVERTED, current.uid, state.marks_id((("", repr(repair)),)))
+    await _post_once(
+        ctx, _entry_ref(entry), what, "", reasons.CHANGE_NOT_REVERTED, message,
+        ctx.clock.now(), True,
+    )  # fmt: skip
 
 
 async def _tell_reverted(
@@ -899,6 +984,8 @@ async def _tell_reverted(
     its fields, never their values; named after the change (`_change_id`) and posted before
     the apply, so it is told once whatever dies (as `_restore_environments`)."""
     for current, fields in reverting:
+        if not fields:
+            continue  # the operator's own leftovers (`_template_changes`)
         message = (
             f"{current.kind} {current.name}: {' and '.join(fields)} changed outside the "
             f"operator; put back as WebApp {entry.name} says (change the WebApp instead)"
@@ -959,6 +1046,7 @@ async def _restore_environments(
     entry: state.WebAppEntry,
     snapshot: str,
     drifted: list[tuple[state.WorkloadEntry, tuple[str, ...]]],
+    repairs: Mapping[str, dict[str, Any]],
 ) -> None:
     """Deployments applied as rendered whose containers read more or other than their
     environment snapshot (`kubectl set env`, an edited `envFrom`): every container of every
@@ -967,7 +1055,9 @@ async def _restore_environments(
     Warning naming the Deployment and its containers, never a variable or a value. The Warning
     goes first, named after the Deployment's generation: a process that dies before the patch
     finds the same drift after its restart and tells it under the same name, which the API
-    server refuses, so it is told once."""
+    server refuses, so it is told once. The `repairs` of pod templates (told already) go in
+    the same patch where a Deployment has both, so no template between them ever rolls out."""
+    left = dict(repairs)
     for current, names in drifted:
         key = ("Deployment", current.namespace, current.name)
         message = (
@@ -976,10 +1066,27 @@ async def _restore_environments(
             f"back: every container reads only environment snapshot {snapshot}"
         )
         await _warn_changed(ctx, entry, current, reasons.ENVIRONMENT_RESTORED, message)
+        patch = _merged(env_repair(names, snapshot), left.pop(current.name, None))
         await ctx.writer.patch_strategic(
-            "apps/v1", "Deployment", current.namespace, current.name, env_repair(names, snapshot)
+            "apps/v1", "Deployment", current.namespace, current.name, patch
         )
         ctx.remember(("env", *key), str(current.generation))
+    for name, patch in left.items():
+        await ctx.writer.patch_strategic("apps/v1", "Deployment", entry.namespace, name, patch)
+
+
+def _merged(patch: dict[str, Any], other: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Two patches of a Deployment's pod template as one, containers merged by name."""
+    if other is None:
+        return patch
+    ours = patch["spec"]["template"]["spec"]
+    theirs = dict(other["spec"]["template"]["spec"])
+    containers = {c["name"]: dict(c) for c in ours.get("containers", [])}
+    for container in theirs.pop("containers", []):
+        containers.setdefault(container["name"], {}).update(container)
+    return {
+        "spec": {"template": {"spec": {**ours, **theirs, "containers": [*containers.values()]}}}
+    }
 
 
 async def _handoff(
@@ -1439,6 +1546,8 @@ async def reconcile_webapp(
     # Applied as rendered, fields changed since (`kubectl set image`, `kubectl scale`): applied
     # again, with the fields named.
     reverting: list[tuple[state.WorkloadEntry, list[str]]] = []
+    # The patches that put their pod templates back, by Deployment (`drift.repair`).
+    repairs: dict[str, dict[str, Any]] = {}
     changed: list[tuple[dict[str, Any], tuple[str, ...], str, state.WorkloadEntry | None]] = []
     digests: dict[tuple[str, str], str] = {}
     for obj in result.workloads():
@@ -1452,9 +1561,24 @@ async def reconcile_webapp(
             if names and not ctx.wrote_recently(("env", *key), str(current.generation)):
                 drifted.append((current, names))
             undone = changed_by_hand(obj, current)
+            if TEMPLATE not in undone:
+                ctx.repaired.pop(key, None)  # intact: a repair held
             if not undone or ctx.wrote_recently(("hand", *key), _change_id(current)):
                 continue
-            reverting.append((current, undone))
+            said, repair = await _template_changes(ctx, obj, current, undone)
+            tries = 0 if repair is None else ctx.repair_tries(key, repair)
+            if tries > REPAIR_TRIES:
+                if tries == REPAIR_TRIES + 1:
+                    await _tell_kept(ctx, entry, current, said, repair or {})
+                said, repair = [], None
+            told = said + [f for f in undone if f != TEMPLATE]
+            if not told and repair is None:
+                continue  # gone, or put back since the watch's event
+            reverting.append((current, told))
+            if repair is not None:
+                repairs[current.name] = repair
+            if repair is not None and "replicas" not in undone:
+                continue  # its repair alone puts it back
         if ctx.wrote_recently(key, digest):
             continue
         holder = ctx.indexes.workloads.named(*key)
@@ -1491,12 +1615,12 @@ async def reconcile_webapp(
             failed.append((obj["kind"], outcome))
         else:
             ctx.remember(written, digest)
+    if failed:
+        return await _write_failed(ctx, entry, generation, failed)
+    await _restore_environments(ctx, entry, result.snapshot_name, drifted, repairs)
     for current, _ in reverting:
         hand = ("hand", current.kind, current.namespace, current.name)
         ctx.remember(hand, _change_id(current))
-    if failed:
-        return await _write_failed(ctx, entry, generation, failed)
-    await _restore_environments(ctx, entry, result.snapshot_name, drifted)
     await _drop_foreign_history(ctx, workloads.values(), {d.name for d, _ in drifted})
 
     ctx.succeeded(("optional", namespace, name))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from webapp_operator.domain import render, revisions, sealing
+from webapp_operator.domain import drift, render, revisions, sealing
 from webapp_operator.kube.client import FIELD_MANAGER
 
 APPLIED_ANNOTATION = "twelvefactor.dev/applied"
@@ -327,10 +327,10 @@ class WorkloadEntry:
     # its containers, whose environment the operator puts back (reconcile.env_repair), and
     # whose ReplicaSet it drops once scaled down; () when intact.
     env_foreign: tuple[str, ...] = ()
-    # What `marks` digests of a Deployment (each container's image, command and arguments)
-    # or a Service (its type, selector and each port's name and target): the rendering's
-    # differ when someone changed one (`kubectl set image`, `kubectl edit svc`), though the
-    # `applied` digest does not.
+    # What `marks` digests of a Deployment (the fields of each container and of the pod that
+    # a WebApp decides, `drift`) or a Service (its type, selector and each port's name and
+    # target): the rendering's differ when someone changed one (`kubectl set image`,
+    # `kubectl set resources`, `kubectl edit svc`), though the `applied` digest does not.
     marks: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -368,27 +368,29 @@ def _mark(value: object) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
 
 
+# The name of a Deployment's pod-level mark: no container can be named so.
+POD_MARK: Final = "/pod"
+
+
 def marks_id(found: tuple[tuple[str, str], ...]) -> str:
     """One short digest of an object's `marks`."""
     return _mark(found)
 
 
 def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Named short digests of fields the operator sets and the API server neither defaults
-    nor rewrites, so the live object and the rendering give the same ones until someone
-    changes a field: of a Deployment, each container's image, command and arguments (by
-    container name); of a Service, its type, its selector, and each port's name and target
-    (by port and protocol). An item only the live object has (a container, a port added by
-    hand) is not the operator's; () for other kinds."""
+    """Named short digests of fields the WebApp decides, in the form the API server keeps them,
+    so the live object and the rendering give the same ones until someone changes a field: of
+    a Deployment, each container's (`drift.container_view`, by container name) and the pod's
+    (`drift.pod_view`, as POD_MARK); of a Service, its type, its selector, and each port's
+    name and target (by port and protocol). An item only the live object has (a container, a
+    port added by hand) is not the operator's; () for other kinds."""
     if kind == "Deployment":
-        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-        return tuple(
-            (
-                sys.intern(str(c.get("name", ""))),
-                _mark((c.get("image"), c.get("command"), c.get("args"))),
-            )
-            for c in containers
+        pod = (spec.get("template") or {}).get("spec") or {}
+        containers = tuple(
+            (sys.intern(str(c.get("name", ""))), _mark(drift.container_view(c)))
+            for c in pod.get("containers") or []
         )
+        return (*containers, (POD_MARK, _mark(drift.pod_view(pod))))
     if kind == "Service":
         selector = sorted((spec.get("selector") or {}).items())
         ports = tuple(

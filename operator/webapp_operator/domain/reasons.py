@@ -64,9 +64,12 @@ REVISION_NOT_SIGNED: Final = "RevisionNotSigned"
 # Event reasons on a WebApp.
 # A Deployment's environment was changed outside the operator and put back (a Warning).
 ENVIRONMENT_RESTORED: Final = "EnvironmentRestored"
-# Other fields of a Deployment changed outside the operator (image, command, args, replicas)
-# and applied again (a Warning).
+# Other fields of a Deployment (its pod template's fields the WebApp decides, its replicas) or
+# a Service changed outside the operator and put back (a Warning).
 CHANGE_REVERTED: Final = "ChangeReverted"
+# A pod template changed again by every repair (a mutating admission webhook or policy): left as
+# it is after REPAIR_TRIES (a Warning).
+CHANGE_NOT_REVERTED: Final = "ChangeNotReverted"
 SECRET_CHANGED: Final = "SecretChanged"
 SECRET_REFRESHED: Final = "SecretRefreshed"
 ROLLOUT_STARTED: Final = "RolloutStarted"

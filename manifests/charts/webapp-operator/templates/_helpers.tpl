@@ -71,7 +71,9 @@ The operator's permissions in every namespace it watches, derived from what the 
   are written by server-side apply (PATCH; creating through apply needs `create` too, as does
   the dry-run create that first checks a name is free), obsolete ones deleted;
 - Events are created (core/v1).
-No `get`: the operator reads these only through its watches.
+`get` only where the watches cannot say enough (`list` already reads as much): a Secret that
+holds a name the operator meant to create (its own, or a squatter's to name), a Deployment whose
+pod template someone changed (to name the fields and put them back).
 */}}
 {{- define "webapp-operator.namespacedRules" -}}
 - apiGroups: ["twelvefactor.dev"]
@@ -82,10 +84,10 @@ No `get`: the operator reads these only through its watches.
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["list", "watch", "delete"]
