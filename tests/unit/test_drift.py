@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from webapp_operator.controller import state
 from webapp_operator.domain import drift
 
 
@@ -144,3 +145,30 @@ def test_what_a_webapp_cannot_say_is_left_alone() -> None:
         volumes=[{"name": "cache", "emptyDir": {}}],
     )
     assert drift.changed(deployment(WEB), live) == []
+
+
+def body_of(generation: int, uid: str = "u-1", image: str = "shop:1") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "shop",
+            "namespace": "demo",
+            "uid": uid,
+            "generation": generation,
+            "labels": {"twelvefactor.dev/webapp": "shop"},
+        },
+        "spec": deployment({**WEB, "image": image})["spec"],
+    }
+
+
+def test_an_entry_of_the_same_spec_lends_its_checks_and_no_other_does() -> None:
+    """A rollout's status events (same uid, same generation) reuse the template's checks; a
+    new generation or another object (same name, new uid) is checked anew."""
+    held = state.workload_entry("Deployment", body_of(3))
+    assert held is not None
+    again = state.workload_entry("Deployment", body_of(3), held)
+    assert again is not None
+    assert again.marks is held.marks
+    for other in (body_of(4, image="other:2"), body_of(3, uid="u-2", image="other:2")):
+        fresh = state.workload_entry("Deployment", other, held)
+        assert fresh is not None
+        assert fresh.marks != held.marks

@@ -75,12 +75,13 @@ async def run_until(
     done: Callable[[list[tuple[str, Any, Any]]], bool],
     optional: bool = False,
     watch: Callable[[informer.Informer[Any]], None] | None = None,
+    reparse: Callable[[Mapping[str, Any], Any], Any] | None = None,
 ) -> tuple[list[tuple[str, Any, Any]], informer.Informer[Any]]:
     seen: list[tuple[str, Any, Any]] = []
     async with serving(server.handle) as port:
         http = transport.Transport(config(port, {"token": "t"}))
         one = informer.Informer(
-            http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)), optional
+            http, COLLECTION, parse, lambda t, o, n: seen.append((t, o, n)), optional, reparse
         )
         task = asyncio.create_task(one.run())
         try:
@@ -265,3 +266,23 @@ def test_a_denied_collection_is_empty_if_optional_and_listed_again(optional: boo
     # Once granted: a relist's difference to the empty store (as after a 410) or the first list.
     assert seen == [("ADDED" if optional else "LISTED", None, ("a", 1))]
     assert one.synced.is_set()
+
+
+def test_an_object_held_already_is_parsed_with_its_entry() -> None:
+    """`reparse` is given the entry held for the same object (so it may reuse what an unchanged
+    spec gave); an object seen for the first time goes to `parse`."""
+    given: list[Any] = []
+
+    def reparse(body: Mapping[str, Any], held: tuple[str, int]) -> tuple[str, int] | None:
+        given.append(held)
+        return parse(body)
+
+    async def run() -> list[tuple[str, Any, Any]]:
+        modified = lines(("MODIFIED", obj("a", "6", 2)))
+        server = Server([listing("5", obj("a", "4", 1))], [(200, modified)])
+        seen, _ = await run_until(server, lambda s: len(s) == 2, reparse=reparse)
+        return seen
+
+    seen = asyncio.run(run())
+    assert [(t, n) for t, _, n in seen] == [("LISTED", ("a", 1)), ("MODIFIED", ("a", 2))]
+    assert given == [("a", 1)]

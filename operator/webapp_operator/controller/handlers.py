@@ -442,11 +442,21 @@ def informers(
         def parse(body: Mapping[str, Any], kind: str = kind) -> state.WorkloadEntry | None:
             return state.workload_entry(kind, body)
 
+        def reparse(
+            body: Mapping[str, Any], held: state.WorkloadEntry, kind: str = kind
+        ) -> state.WorkloadEntry | None:
+            return state.workload_entry(kind, body, held)
+
         for namespace in scopes:
             collection = informer.Collection(prefix, plural, MANAGED_SELECTOR, namespace)
             made.append(
                 informer.Informer(
-                    http, collection, parse, lambda _t, old, new: feed(old, new), optional
+                    http,
+                    collection,
+                    parse,
+                    lambda _t, old, new: feed(old, new),
+                    optional,
+                    reparse,
                 )
             )
     return made

@@ -453,7 +453,18 @@ def _shared(meta: Mapping[str, Any]) -> bool:
     return False
 
 
-def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
+# Kinds whose metadata.generation the API server moves at every change of their spec.
+_GENERATIONS: Final = frozenset({"Deployment", "ReplicaSet"})
+# Kinds whose template's environment is checked (`_env_foreign`).
+_ENVIRONMENTS: Final = _GENERATIONS
+
+
+def workload_entry(
+    kind: str, body: Mapping[str, Any], held: WorkloadEntry | None = None
+) -> WorkloadEntry | None:
+    """The entry of a workload's body; `held`, the entry of the same object before, lends what
+    its spec gave when the spec is the same (same uid and generation): most events of a
+    rollout are its status, and the template's checks are the dear part of an entry."""
     meta = body.get("metadata") or {}
     labels = meta.get("labels") or {}
     app = labels.get(render.LABEL_WEBAPP)
@@ -462,15 +473,28 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
     spec = body.get("spec") or {}
     status = body.get("status") or {}
     owners = [o.get("name") for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    generation = int(meta.get("generation") or 0)
+    uid = meta.get("uid", "")
+    same = (
+        held is not None
+        and kind in _GENERATIONS
+        and generation > 0
+        and (held.uid, held.generation) == (uid, generation)
+    )
+    if same and held is not None:
+        foreign, found = held.env_foreign, held.marks
+    else:
+        foreign = _env_foreign(spec) if kind in _ENVIRONMENTS else ()
+        found = marks(kind, spec)
     return WorkloadEntry(
         kind=kind,
         namespace=sys.intern(meta.get("namespace", "")),
         name=meta.get("name", ""),
         app=sys.intern(app),
-        uid=meta.get("uid", ""),
+        uid=uid,
         applied=(meta.get("annotations") or {}).get(APPLIED_ANNOTATION),
         snapshot=_template_snapshot(spec),
-        generation=int(meta.get("generation") or 0),
+        generation=generation,
         observed_generation=int(status.get("observedGeneration") or 0),
         replicas=int(spec.get("replicas") or 0),
         status_replicas=int(status.get("replicas") or 0),
@@ -480,8 +504,8 @@ def workload_entry(kind: str, body: Mapping[str, Any]) -> WorkloadEntry | None:
         shared=kind == "Deployment" and _shared(meta),
         stalled=_stalled(meta, status) if kind == "Deployment" else None,
         owns_replicas=kind == "Deployment" and _applies_replicas(meta),
-        env_foreign=_env_foreign(spec) if kind in ("Deployment", "ReplicaSet") else (),
-        marks=marks(kind, spec),
+        env_foreign=foreign,
+        marks=found,
         **(_job_end(status) if kind == "Job" else {}),
     )
 

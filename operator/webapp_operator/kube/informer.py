@@ -82,10 +82,14 @@ class Informer(Generic[E]):
         parse: Callable[[Mapping[str, Any]], E | None],
         on_change: OnChange[E],
         optional: bool = False,
+        reparse: Callable[[Mapping[str, Any], E], E | None] | None = None,
     ) -> None:
         self.http = http
         self.collection = collection
         self.parse = parse
+        # Parses an object whose entry is held already, given that entry (which it may reuse
+        # parts of, for what the object's unchanged parts gave); `parse` when unset.
+        self.reparse = reparse
         self.on_change = on_change
         # A collection the operator may be denied (403: an upgrade whose RBAC is older) without
         # stopping everything else: it counts as synced, empty, and is listed again and again.
@@ -140,6 +144,9 @@ class Informer(Generic[E]):
 
     def _parse(self, obj: Mapping[str, Any]) -> E | None:
         try:
+            held = None if self.reparse is None else self.store.get(_key(obj))
+            if held is not None and self.reparse is not None:
+                return self.reparse(obj, held)
             return self.parse(obj)
         except Exception as error:  # noqa: BLE001 (one object, not the stream)
             self.left_out += 1
