@@ -213,7 +213,7 @@ class Context:
     def repair_tries(self, key: tuple[str, ...], repair: Mapping[str, Any]) -> int:
         """How many times in a row Deployment `key` needed `repair`, this time included: more
         than REPAIR_TRIES when something changes its template again at every write."""
-        digest = state.marks_id((("", repr(repair)),))
+        digest = _repair_id(repair)
         last, count = self.repaired.get(key, ("", 0))
         count = count + 1 if last == digest else 1
         self.repaired[key] = (digest, count)
@@ -953,6 +953,11 @@ async def _template_changes(
     return said, repair
 
 
+def _repair_id(repair: Mapping[str, Any]) -> str:
+    """A short digest of a repair's patch: the same patch, the same digest."""
+    return state.marks_id((("", repr(repair)),))
+
+
 async def _tell_kept(
     ctx: Context,
     entry: state.WebAppEntry,
@@ -970,7 +975,7 @@ async def _tell_kept(
         f"{entry.name} or exempt the app from what changes it"
     )
     logger.warning("WebApp %s/%s: %s", entry.namespace, entry.name, message)
-    what = (reasons.CHANGE_NOT_REVERTED, current.uid, state.marks_id((("", repr(repair)),)))
+    what = (reasons.CHANGE_NOT_REVERTED, current.uid, _repair_id(repair))
     await _post_once(
         ctx, _entry_ref(entry), what, "", reasons.CHANGE_NOT_REVERTED, message,
         ctx.clock.now(), True,
@@ -982,7 +987,7 @@ async def _tell_reverted(
 ) -> None:
     """A Warning for each object about to be applied again because someone changed it:
     its fields, never their values; named after the change (`_change_id`) and posted before
-    the apply, so it is told once whatever dies (as `_restore_environments`)."""
+    the apply, so it is told once whatever dies (as `_patch_back`)."""
     for current, fields in reverting:
         if not fields:
             continue  # the operator's own leftovers (`_template_changes`)
@@ -1041,14 +1046,17 @@ def env_repair(names: Iterable[str], snapshot: str) -> dict[str, Any]:
     return {"spec": {"template": {"spec": {"containers": containers}}}}
 
 
-async def _restore_environments(
+async def _patch_back(
     ctx: Context,
     entry: state.WebAppEntry,
     snapshot: str,
     drifted: list[tuple[state.WorkloadEntry, tuple[str, ...]]],
     repairs: Mapping[str, dict[str, Any]],
 ) -> None:
-    """Deployments applied as rendered whose containers read more or other than their
+    """Patch back the Deployments changed by hand: their pod templates' `repairs`, and the
+    environment of the `drifted` ones.
+
+    Deployments applied as rendered whose containers read more or other than their
     environment snapshot (`kubectl set env`, an edited `envFrom`): every container of every
     process must see exactly the same environment (invariant 1), and a variable set beside the
     snapshot would shadow a secret's refresh. Each is patched back (a rollout) and told by a
@@ -1566,10 +1574,9 @@ async def reconcile_webapp(
             if not undone or ctx.wrote_recently(("hand", *key), _change_id(current)):
                 continue
             said, repair = await _template_changes(ctx, obj, current, undone)
-            tries = 0 if repair is None else ctx.repair_tries(key, repair)
-            if tries > REPAIR_TRIES:
+            if repair is not None and (tries := ctx.repair_tries(key, repair)) > REPAIR_TRIES:
                 if tries == REPAIR_TRIES + 1:
-                    await _tell_kept(ctx, entry, current, said, repair or {})
+                    await _tell_kept(ctx, entry, current, said, repair)
                 said, repair = [], None
             told = said + [f for f in undone if f != TEMPLATE]
             if not told and repair is None:
@@ -1617,7 +1624,7 @@ async def reconcile_webapp(
             ctx.remember(written, digest)
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
-    await _restore_environments(ctx, entry, result.snapshot_name, drifted, repairs)
+    await _patch_back(ctx, entry, result.snapshot_name, drifted, repairs)
     for current, _ in reverting:
         hand = ("hand", current.kind, current.namespace, current.name)
         ctx.remember(hand, _change_id(current))
