@@ -119,3 +119,33 @@ def test_the_snapshot_watch_ends_the_memory_and_wakes_the_app_when_its_snapshot_
     assert len(runtime.queue) == 0  # nothing the app reads changed
     handlers.on_secret(runtime, "DELETED", entry, None)
     assert len(runtime.queue) == 1  # the app, whose pods read it
+
+
+def test_an_object_its_watch_never_showed_wakes_its_app_when_the_memory_ends() -> None:
+    """Made, then deleted while the watch was down (a relist misses both): a reconcile takes
+    the missing object for a watch behind its write, and nothing else would wake the app.
+    When the memory of the write ends, the app is queued, and the object made again."""
+    cluster, indexes, ctx = running()
+    key = ("Deployment", NS, "shop")
+    cluster.objects[("WebApp", NS, "shop")]["spec"]["image"] = "shop:2"
+
+    async def write_then_lose() -> None:
+        await cluster.fill(indexes)
+        await reconcile.reconcile_webapp(ctx, NS, "shop")  # applies shop:2
+        del cluster.objects[key]  # gone before its watch event ever came
+
+    asyncio.run(write_then_lose())
+    assert asyncio.run(reconcile_rounds(cluster, indexes, ctx, 12))
+    assert key not in cluster.objects  # taken for a watch behind the write
+    woken: list[tuple[str, str]] = []
+    ctx.enqueue_webapp = lambda namespace, name: woken.append((namespace, name))
+    ctx.forget_expired()
+    assert woken == []  # not yet
+    ctx.monotonic = lambda: ctx.memory_seconds + 1.0
+    ctx.forget_expired()
+    assert woken == [(NS, "shop")]
+    assert asyncio.run(reconcile_rounds(cluster, indexes, ctx, 12))
+    assert cluster.objects[key]["spec"]["template"]["spec"]["containers"][0]["image"] == "shop:2"
+    ctx.monotonic = lambda: 3 * ctx.memory_seconds
+    ctx.forget_expired()  # what the watch showed wakes nobody when its memory ends
+    assert woken == [(NS, "shop")]

@@ -143,6 +143,9 @@ class Context:
     # What this process wrote moments ago, so a reconcile racing the watch stream does not
     # write it again; entries expire, so drift is still corrected later.
     recent: dict[tuple[str, ...], tuple[str, float]] = field(default_factory=dict)
+    # The app to wake when the memory of an object's write ends before the watch showed it
+    # (an object made and deleted while a watch was down, both missed by the relist): by key.
+    awaiting: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
     memory_seconds: float = 30.0
     # `recent` is swept of expired entries when it reaches this size (then twice what is left).
     recent_sweep_at: int = 1024
@@ -196,19 +199,40 @@ class Context:
         seen = self.recent.get(key)
         if seen is not None and seen[0] == digest:
             del self.recent[key]
+            self.awaiting.pop(key, None)
 
-    def remember(self, key: tuple[str, ...], digest: str = "") -> None:
+    def remember(
+        self, key: tuple[str, ...], digest: str = "", wake: tuple[str, str] | None = None
+    ) -> None:
+        """Remember a write for a while; `wake`: the app (namespace, name) to queue if the
+        watch never shows it (`forget_expired`), for nothing else would."""
         self.recent[key] = (digest, self._tick())
+        if wake is not None:
+            self.awaiting[key] = wake
         if len(self.recent) >= self.recent_sweep_at:
             self.forget_expired()  # every write adds a key (each told Event its own)
 
     def forget_expired(self) -> None:
-        """Drop what was written too long ago to matter (also when idle: the scheduler)."""
+        """Drop what was written too long ago to matter (also when idle: the scheduler), and
+        queue the apps of objects written that long ago that the watch never showed: a
+        reconcile that found them missing took them for a watch behind its write."""
         now = self._tick()
-        self.recent = {
-            k: seen for k, seen in self.recent.items() if now - seen[1] < self.memory_seconds
-        }
+        kept: dict[tuple[str, ...], tuple[str, float]] = {}
+        woken: set[tuple[str, str]] = set()
+        for key, seen in self.recent.items():
+            if now - seen[1] < self.memory_seconds:
+                kept[key] = seen
+            elif (app := self.awaiting.pop(key, None)) is not None:
+                woken.add(app)
+        self.recent = kept
         self.recent_sweep_at = max(1024, 2 * len(self.recent))
+        for app in sorted(woken):
+            logger.info(
+                "WebApp %s/%s: an object written over %.0f s ago is still not in its watch; "
+                "reconciling again", app[0], app[1], self.memory_seconds,
+            )  # fmt: skip
+            if self.enqueue_webapp is not None:
+                self.enqueue_webapp(*app)
 
     def repair_tries(self, key: tuple[str, ...], repair: Mapping[str, Any]) -> int:
         """How many times in a row Deployment `key` needed `repair`, this time included: more
@@ -1621,7 +1645,7 @@ async def reconcile_webapp(
         if isinstance(outcome, BaseException):
             failed.append((obj["kind"], outcome))
         else:
-            ctx.remember(written, digest)
+            ctx.remember(written, digest, wake=(namespace, name))
     if failed:
         return await _write_failed(ctx, entry, generation, failed)
     await _patch_back(ctx, entry, result.snapshot_name, drifted, repairs)
@@ -1884,7 +1908,7 @@ async def _migration(
             await ctx.writer.apply(job)
         except Exception as error:  # noqa: BLE001 (told on the app, or raised by _write_failed)
             return False, await _write_failed(ctx, entry, generation, [("Job", error)])
-        ctx.remember(key, digest)
+        ctx.remember(key, digest, wake=(namespace, app))
     ctx.succeeded(("optional", namespace, app))
     ready = observe.ConditionSpec(
         reasons.READY, "False", reasons.MIGRATION_IN_PROGRESS, _migrating(name, snapshot)
@@ -1998,16 +2022,16 @@ async def _ensure_snapshot(
     elif ctx.wrote_recently(key):
         return None  # created by this process moments ago; the watch is behind
     elif current is None and await ctx.writer.create(result.snapshot):
-        ctx.remember(key)
+        ctx.remember(key, wake=(namespace, webapp.name))
         return None
     else:
         # Held, and not known to be ours (the watch is behind, or the Secret is not watched).
         body = await ctx.writer.get("v1", "Secret", namespace, name)
         if body is None and await ctx.writer.create(result.snapshot):
-            ctx.remember(key)  # gone meanwhile, and made now
+            ctx.remember(key, wake=(namespace, webapp.name))  # gone meanwhile, and made now
             return None
         if body is not None and state.is_own_snapshot(body, ctx.settings.snapshot_key):
-            ctx.remember(key)
+            ctx.remember(key, wake=(namespace, webapp.name))
             return None
     return SnapshotNameTaken(
         f"WebApp {namespace}/{webapp.name}: the name of its environment snapshot {name} is held "
