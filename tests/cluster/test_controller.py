@@ -515,12 +515,17 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     """`kubectl set resources`, `kubectl set serviceaccount`, arguments and a node selector
     given where the WebApp sets none: each Deployment is put back in one patch (what someone
     added taken out again, which a server-side apply could not do), the fields named. What
-    the API server itself makes of the rendering (0.5 CPU kept as 500m, a probe's defaults,
-    no zero delay) is no change."""
+    the API server itself makes of the rendering (0.5 CPU kept as 500m, 1024Mi as 1Gi, a
+    probe's defaults, no zero delay, the pod's defaults beside its security contexts, node
+    selector and tolerations) is no change."""
     app = {
         **SEED,
-        "resources": {"limits": {"cpu": "0.5"}},
+        "resources": {"limits": {"cpu": "0.5", "memory": "1024Mi"}},
         "healthCheck": {"path": "/", "initialDelaySeconds": 0},
+        "podSecurity": "restricted",
+        "runAsUser": 584792,
+        "nodeSelector": {"type": "kwok"},
+        "tolerations": [{"key": "twelvefactor-test", "operator": "Exists"}],
     }
     kit.start_operator()
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
@@ -529,7 +534,7 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     kit.operator_log_wait_idle()
     before = kit.deployments("shop")
     resources = before["shop"]["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert resources == {"limits": {"cpu": "500m"}}
+    assert resources == {"limits": {"cpu": "500m", "memory": "1Gi"}}
     assert {d["metadata"]["generation"] for d in before.values()} == {1}
     assert kit.events("ChangeReverted") == []
 
