@@ -172,3 +172,26 @@ def test_an_entry_of_the_same_spec_lends_its_checks_and_no_other_does() -> None:
         fresh = state.workload_entry("Deployment", other, held)
         assert fresh is not None
         assert fresh.marks != held.marks
+
+
+@pytest.mark.parametrize(
+    ("image", "default"),
+    [
+        ("shop:1", "IfNotPresent"),
+        ("shop", "Always"),
+        ("shop:latest", "Always"),
+        ("localhost:32000/shop", "Always"),
+        ("localhost:32000/shop:2", "IfNotPresent"),
+        ("shop@sha256:" + "0" * 64, "IfNotPresent"),
+    ],
+)
+def test_a_pull_policy_the_api_server_gave_is_no_change_and_another_is(
+    image: str, default: str
+) -> None:
+    rendered = deployment({**WEB, "image": image})
+    given = deployment({**kept(WEB), "image": image, "imagePullPolicy": default})
+    assert drift.changed(rendered, given) == []
+    other = "Never" if default != "Never" else "Always"
+    live = deployment({**kept(WEB), "image": image, "imagePullPolicy": other})
+    assert drift.changed(rendered, live) == ["container web (imagePullPolicy)"]
+    assert drift.repair(rendered, live) == deployment({"name": "web", "imagePullPolicy": None})

@@ -2,16 +2,17 @@
 so that a change made by hand can be told from the API server's own defaults and put back.
 
 The WebApp is the one place to change an app: of each container the operator renders, its
-image, command, arguments, ports, resources, readiness probe and security context; of the pod,
-its ServiceAccount, security context, node selector, tolerations and termination grace period.
-Each is compared whole, so a field someone added where the WebApp sets none (a command, a
-request, a probe) is a change too, and is taken out again. What a WebApp cannot say (another
-container, a liveness probe, volumes, labels and annotations of the template) is left to
-whoever set it.
+image and pull policy, command, arguments, ports, resources, readiness probe and security
+context; of the pod, its ServiceAccount, security context, node selector, tolerations and
+termination grace period. Each is compared whole, so a field someone added where the WebApp
+sets none (a command, a request, a probe) is a change too, and is taken out again. What a
+WebApp cannot say (another container, a liveness probe, volumes, labels and annotations of the
+template) is left to whoever set it.
 
 - `container_view(container)`, `pod_view(pod_spec)`: those fields as the API server keeps them
-  (quantities by amount, the requests a limit implies, a probe's defaults, the pod's defaulted
-  grace period): equal for the rendering and the live object until someone changes one;
+  (the pull policy it gives by the image's tag, quantities by amount, the requests a limit
+  implies, a probe's defaults, the pod's defaulted grace period): equal for the rendering and
+  the live object until someone changes one;
 - `changed(rendered, live)`: which differ, named for a message (never a value);
 - `repair(rendered, live)`: the strategic merge patch that puts them back in one write, each
   field replaced whole (`$patch: replace`) or deleted (null), so no template between the hand
@@ -30,6 +31,7 @@ from webapp_operator.domain import quantity
 
 CONTAINER_FIELDS: Final = (
     "image",
+    "imagePullPolicy",
     "command",
     "args",
     "ports",
@@ -135,9 +137,29 @@ def _pod_field(name: str, value: object) -> object:
     return _frozen(value) or None
 
 
+def _pull_policy(container: Mapping[str, Any]) -> object:
+    """The pull policy, or the one the API server gives a container without one: Always for
+    an image without a tag or tagged `latest`, else IfNotPresent."""
+    policy = container.get("imagePullPolicy")
+    if policy:
+        return policy
+    image = str(container.get("image") or "")
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _container_value(name: str, container: Mapping[str, Any]) -> object:
+    if name == "imagePullPolicy":
+        return _pull_policy(container)
+    return _container_field(name, container.get(name))
+
+
 def container_view(container: Mapping[str, Any]) -> tuple[Any, ...]:
     """A container's fields the WebApp decides, as the API server keeps them."""
-    return tuple(_container_field(f, container.get(f)) for f in CONTAINER_FIELDS)
+    return tuple(_container_value(f, container) for f in CONTAINER_FIELDS)
 
 
 def pod_view(pod_spec: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -165,8 +187,7 @@ def _differences(
         fields = [
             f
             for f in CONTAINER_FIELDS
-            if other is None
-            or _container_field(f, container.get(f)) != _container_field(f, other.get(f))
+            if other is None or _container_value(f, container) != _container_value(f, other)
         ]
         if fields:
             found[name] = fields
