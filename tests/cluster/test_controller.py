@@ -526,6 +526,7 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
         "runAsUser": 584792,
         "nodeSelector": {"type": "kwok"},
         "tolerations": [{"key": "twelvefactor-test", "operator": "Exists"}],
+        "podAnnotations": {"prometheus.io/scrape": "true"},
     }
     kit.start_operator()
     kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
@@ -572,10 +573,38 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
         "shop-celery-beat-scheduler": 3,
     }
     kit.wait_ready("shop")
+    # The template's labels and annotations the WebApp sets are applied back; an annotation
+    # someone else added stays theirs.
+    relabel = [
+        {"op": "replace", "path": "/spec/template/metadata/labels/app.kubernetes.io~1part-of",
+         "value": "other"},
+        {"op": "remove", "path": "/spec/template/metadata/annotations/prometheus.io~1scrape"},
+        {"op": "add", "path": "/spec/template/metadata/annotations/tool.example~1seen",
+         "value": "yes"},
+    ]  # fmt: skip
+    kubectl(kit, "patch", "deployment", "shop", "--type=json", "-p", json.dumps(relabel))
+
+    def template_metadata() -> dict[str, Any]:
+        found: dict[str, Any] = kit.deployments("shop")["shop"]["spec"]["template"]["metadata"]
+        return found
+
+    wait_for(
+        lambda: template_metadata()["labels"] == before["shop"]["spec"]["template"]["metadata"][
+            "labels"] and template_metadata()["annotations"].get("prometheus.io/scrape") == "true",
+        30,
+        message="the labels and annotations put back",
+    )  # fmt: skip
+    assert template_metadata()["annotations"]["tool.example/seen"] == "yes"
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 4, 30, message="a fourth")
+    assert (
+        "Deployment shop: the pod's labels and the pod's annotations (prometheus.io/scrape) "
+        "changed outside the operator; put back as WebApp shop says (change the WebApp instead)"
+    ) in {e["message"] for e in kit.events("ChangeReverted")}
+    kit.wait_ready("shop")
     kit.stop_operator()
     kit.start_operator()
     kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 3
+    assert len(kit.events("ChangeReverted")) == 4
     # The WebApp sets no resources any more: gone, though the repair wrote them last.
     kit.webapp("shop", {k: v for k, v in app.items() if k != "resources"})
 
@@ -586,7 +615,7 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     wait_for(lambda: not web()["containers"][0].get("resources"), 30, message="resources gone")
     kit.wait_ready("shop")
     kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 3  # the operator's own change, not one by hand
+    assert len(kit.events("ChangeReverted")) == 4  # the operator's own change, not one by hand
     assert kit.canary_hits([PASSWORD_1]) == []
 
 

@@ -283,6 +283,8 @@ HAND_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
               "the pod's terminationGracePeriodSeconds"),
     "tolerations": (lambda spec: _pod(spec).__setitem__(
         "tolerations", [{"operator": "Exists"}]), "the pod's tolerations"),
+    "label": (lambda spec: spec["template"]["metadata"]["labels"].__setitem__(
+        "app.kubernetes.io/part-of", "other"), "the pod's labels"),
     "scale": (lambda spec: spec.__setitem__("replicas", 5), "replicas"),
     "image-and-scale": (lambda spec: spec.update(replicas=5, template=_imaged(spec, "other:2")),
                         "container queue-worker (image) and replicas"),
@@ -526,3 +528,30 @@ def test_without_get_on_deployments_a_template_is_applied_again(
         "shop says (change the WebApp instead)"
     )
     assert caplog.text.count("grant get on deployments") == 1
+
+
+def test_an_annotation_the_webapp_sets_is_put_back_and_one_added_is_left() -> None:
+    """`spec.podAnnotations` (a mesh's injection, a scrape): one taken out by hand is put back;
+    one someone added (a tool's) is theirs."""
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    body = webapp("shop", "auto", ("web",))
+    body["spec"]["podAnnotations"] = {"linkerd.io/inject": "enabled"}
+    cluster.put(body)
+    asyncio.run(settle(cluster))
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["template"]["metadata"]["annotations"] = {"tool.example/seen": "yes"}
+
+    by_hand(cluster, "Deployment", "shop", edit)
+    asyncio.run(settle(cluster))
+    annotations = cluster.objects[("Deployment", NS, "shop")]["spec"]["template"]["metadata"]
+    assert annotations["annotations"]["linkerd.io/inject"] == "enabled"
+    assert reverted(cluster) == (
+        "Deployment shop: the pod's annotations (linkerd.io/inject) changed outside the "
+        "operator; put back as WebApp shop says (change the WebApp instead)"
+    )
+    # One only someone else's is no change.
+    by_hand(cluster, "Deployment", "shop", lambda spec: spec["template"]["metadata"][
+        "annotations"].__setitem__("tool.example/seen", "again"))  # fmt: skip
+    nothing_more_to_do(cluster)

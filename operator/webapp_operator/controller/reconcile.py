@@ -922,15 +922,23 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
     """The fields of a Deployment or Service applied as rendered that someone changed since
     (`state.marks`): of a Deployment, TEMPLATE when a field of its pod template the WebApp
     decides differs (`drift`: a container added by hand is not the operator's to take back,
-    only its environment is), and its replica count when the operator sets one (not one an
-    autoscaler holds); of a Service, its type, selector or ports. The `applied` digest says
+    only its environment is), its template's labels or annotations the operator sets, and
+    its replica count when the operator sets one (not one an autoscaler holds): all but
+    TEMPLATE applied again; of a Service, its type, selector or ports. The `applied` digest says
     what the operator wrote, not what the object holds now."""
     kind = obj["kind"]
     live = dict(current.marks)
     differ = [name for name, mark in state.marks(kind, obj["spec"]) if live.get(name) != mark]
     fields = []
-    if kind == "Deployment" and differ:
-        fields.append(TEMPLATE)
+    if kind == "Deployment":
+        notes = [n for n in differ if n.startswith(state.ANNOTATION_MARK)]
+        if any(n != state.LABELS_MARK and n not in notes for n in differ):
+            fields.append(TEMPLATE)
+        if state.LABELS_MARK in differ:
+            fields.append("the pod's labels")
+        if notes:
+            keys = ", ".join(n.removeprefix(state.ANNOTATION_MARK) for n in notes)
+            fields.append(f"the pod's annotations ({keys})")
     if kind == "Service":
         fields += differ
     wanted = obj["spec"].get("replicas") if kind == "Deployment" else None
@@ -1608,7 +1616,7 @@ async def reconcile_webapp(
             reverting.append((current, told))
             if repair is not None:
                 repairs[current.name] = repair
-            if repair is not None and "replicas" not in undone:
+            if repair is not None and undone == [TEMPLATE]:
                 continue  # its repair alone puts it back
         if ctx.wrote_recently(key, digest):
             continue

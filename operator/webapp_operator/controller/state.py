@@ -368,8 +368,13 @@ def _mark(value: object) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
 
 
-# The name of a Deployment's pod-level mark: no container can be named so.
+# The names of a Deployment's marks besides its containers' (no container can be named so):
+# the pod's fields, its template's labels the operator sets (render.TEMPLATE_LABELS), and each
+# annotation of its template (the key after the prefix; the rendering's are compared, one
+# added by someone, `kubectl rollout restart`'s, is not the operator's).
 POD_MARK: Final = "/pod"
+LABELS_MARK: Final = "/labels"
+ANNOTATION_MARK: Final = "@"
 
 
 def marks_id(found: tuple[tuple[str, str], ...]) -> str:
@@ -382,15 +387,29 @@ def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     so the live object and the rendering give the same ones until someone changes a field: of
     a Deployment, each container's (`drift.container_view`, by container name) and the pod's
     (`drift.pod_view`, as POD_MARK); of a Service, its type, its selector, and each port's
-    name and target (by port and protocol). An item only the live object has (a container, a
-    port added by hand) is not the operator's; () for other kinds."""
+    name and target (by port and protocol); of a Deployment's template also its labels the
+    operator sets (LABELS_MARK) and each annotation (ANNOTATION_MARK). An item only the live
+    object has (a container, a port, an annotation added by hand) is not the operator's; ()
+    for other kinds."""
     if kind == "Deployment":
-        pod = (spec.get("template") or {}).get("spec") or {}
+        template = spec.get("template") or {}
+        pod = template.get("spec") or {}
         containers = tuple(
             (sys.intern(str(c.get("name", ""))), _mark(drift.container_view(c)))
             for c in pod.get("containers") or []
         )
-        return (*containers, (POD_MARK, _mark(drift.pod_view(pod))))
+        meta = template.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        notes = tuple(
+            (sys.intern(ANNOTATION_MARK + str(k)), _mark(v))
+            for k, v in sorted((meta.get("annotations") or {}).items())
+        )
+        return (
+            *containers,
+            (POD_MARK, _mark(drift.pod_view(pod))),
+            (LABELS_MARK, _mark(tuple(labels.get(k) for k in render.TEMPLATE_LABELS))),
+            *notes,
+        )
     if kind == "Service":
         selector = sorted((spec.get("selector") or {}).items())
         ports = tuple(

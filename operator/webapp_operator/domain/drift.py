@@ -6,8 +6,9 @@ image and pull policy, command, arguments, ports, resources, readiness probe and
 context; of the pod, its ServiceAccount, security context, node selector, tolerations and
 termination grace period. Each is compared whole, so a field someone added where the WebApp
 sets none (a command, a request, a probe) is a change too, and is taken out again. What a
-WebApp cannot say (another container, a liveness probe, volumes, labels and annotations of the
-template) is left to whoever set it.
+WebApp cannot say (another container, a liveness probe, volumes) is left to whoever set it.
+(The template's labels and annotations are compared key by key, the rendering's only, by
+`state.marks`, and applied back.)
 
 - `container_view(container)`, `pod_view(pod_spec)`: those fields as the API server keeps them
   (the pull policy it gives by the image's tag, quantities by amount, the requests a limit

@@ -133,6 +133,19 @@ def selector_labels(app: str, process: str) -> dict[str, str]:
     return {LABEL_WEBAPP: app, LABEL_PROCESS: process.lower()}
 
 
+# The labels a process's pod template carries (`common_labels`, its component, its selector),
+# the same keys for every app: the informer checks them (`state.marks`).
+TEMPLATE_LABELS: Final = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/component",
+    LABEL_WEBAPP,
+    LABEL_PROCESS,
+)
+
+
 def common_labels(webapp: WebApp) -> dict[str, str]:
     """Kubernetes' recommended labels plus ours."""
     return {
