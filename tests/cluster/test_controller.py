@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Secret, Service
+from lightkube.resources.networking_v1 import Ingress
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 from tests.cluster import opkit, support
 from tests.cluster.support import BackgroundProcess, wait_for
@@ -616,6 +619,70 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     kit.wait_ready("shop")
     kit.operator_log_wait_idle()
     assert len(kit.events("ChangeReverted")) == 4  # the operator's own change, not one by hand
+    assert kit.canary_hits([PASSWORD_1]) == []
+
+
+def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit.Kit) -> None:
+    """The Ingress's host, the autoscaler's bound and the budget are the WebApp's: edited by
+    hand, each is applied back and told once; a key someone added (the autoscaler's
+    `behavior`) is theirs. What the API server makes of them (a default class, the
+    autoscaler's status) is no change."""
+    web = {
+        "command": ["gunicorn", "app:app"],
+        "autoscale": {"maxReplicas": 4, "cpuUtilization": 70},
+        "resources": {"requests": {"cpu": "100m"}},
+        "disruptionBudget": {"maxUnavailable": 1},
+    }
+    app = {
+        **SEED,
+        "baseUrl": "https://shop.example.com/",
+        "ingress": {"tlsSecretName": "shop-tls"},
+        "processes": {"web": web},
+    }
+    kit.start_operator()
+    kit.secret("credentials", {"username": "a", "password": PASSWORD_1}, grant="shop")
+    kit.webapp("shop", app)
+    kit.wait_ready("shop")
+    kit.operator_log_wait_idle()
+    kinds = (Ingress, HorizontalPodAutoscaler, PodDisruptionBudget)
+
+    def specs() -> dict[str, Any]:
+        return {k.__name__: opkit.as_dict(kit.kube.get(k, "shop", namespace=kit.namespace))["spec"]
+                for k in kinds}  # fmt: skip
+
+    before = specs()
+    assert kit.events("ChangeReverted") == []
+    rules = [{"host": "evil.example", "http": before["Ingress"]["rules"][0]["http"]}]
+    behavior = {"scaleDown": {"selectPolicy": "Disabled"}}
+    edits: list[tuple[Any, dict[str, Any]]] = [
+        (Ingress, {"rules": rules}),
+        (HorizontalPodAutoscaler, {"maxReplicas": 40, "behavior": behavior}),
+        (PodDisruptionBudget, {"maxUnavailable": 0}),
+    ]
+    for kind, edit in edits:
+        patch: Any = {"spec": edit}
+        kit.kube.patch(kind, "shop", patch, namespace=kit.namespace, patch_type=PatchType.MERGE)
+
+    def put_back() -> bool:
+        now = specs()
+        behavior = now["HorizontalPodAutoscaler"].pop("behavior", None)
+        return now == before and behavior is not None
+
+    wait_for(put_back, 30, message="the Ingress, autoscaler and budget put back")
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="three ChangeReverted")
+    assert sorted(e["message"] for e in kit.events("ChangeReverted")) == sorted(
+        f"{kind} shop: {field} changed outside the operator; put back as WebApp shop says "
+        "(change the WebApp instead)"
+        for kind, field in (
+            ("Ingress", "rules"),
+            ("HorizontalPodAutoscaler", "maxReplicas"),
+            ("PodDisruptionBudget", "maxUnavailable"),
+        )
+    )
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events("ChangeReverted")) == 3
     assert kit.canary_hits([PASSWORD_1]) == []
 
 

@@ -555,3 +555,51 @@ def test_an_annotation_the_webapp_sets_is_put_back_and_one_added_is_left() -> No
     by_hand(cluster, "Deployment", "shop", lambda spec: spec["template"]["metadata"][
         "annotations"].__setitem__("tool.example/seen", "again"))  # fmt: skip
     nothing_more_to_do(cluster)
+
+
+OTHER_EDITS: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
+    "ingress-host": ("Ingress", lambda spec: spec["rules"][0].__setitem__("host", "evil.example"),
+                     "rules"),
+    "ingress-tls": ("Ingress", lambda spec: spec.pop("tls"), "tls"),
+    "autoscaler-max": ("HorizontalPodAutoscaler",
+                       lambda spec: spec.__setitem__("maxReplicas", 50), "maxReplicas"),
+    "budget": ("PodDisruptionBudget",
+               lambda spec: spec.__setitem__("maxUnavailable", 0), "maxUnavailable"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("edit", sorted(OTHER_EDITS))
+def test_an_ingress_autoscaler_or_budget_changed_outside_the_operator_is_applied_again(
+    edit: str,
+) -> None:
+    """A host pointed elsewhere, TLS taken off, an autoscaler's bound raised, a budget that
+    blocks every drain: applied back as the WebApp says, told once; a key someone added to the
+    spec (an autoscaler's `behavior`) is theirs."""
+    cluster = FakeCluster()
+    cluster.put(credentials("one"))
+    body = webapp("shop", "auto", ("web",))
+    body["spec"]["baseUrl"] = "https://shop.example.com/"
+    body["spec"]["ingress"] = {"tlsSecretName": "shop-tls"}
+    web = body["spec"]["processes"]["web"]
+    web["autoscale"] = {"maxReplicas": 5, "cpuUtilization": 70}
+    web["resources"] = {"requests": {"cpu": "100m"}}
+    web["disruptionBudget"] = {"maxUnavailable": 1}
+    cluster.put(body)
+    asyncio.run(settle(cluster))
+    kind, change, field = OTHER_EDITS[edit]
+    intact = by_hand(cluster, kind, "shop", change)["spec"]
+    asyncio.run(settle(cluster))
+    assert cluster.objects[(kind, NS, "shop")]["spec"] == intact
+    assert reverted(cluster) == (
+        f"{kind} shop: {field} changed outside the operator; put back as WebApp shop says "
+        "(change the WebApp instead)"
+    )
+    nothing_more_to_do(cluster)
+    behaved = by_hand(
+        cluster,
+        "HorizontalPodAutoscaler",
+        "shop",
+        lambda spec: spec.__setitem__("behavior", {"scaleDown": {"selectPolicy": "Disabled"}}),
+    )
+    assert behaved["spec"]["maxReplicas"] == 5
+    nothing_more_to_do(cluster)

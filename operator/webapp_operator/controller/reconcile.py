@@ -924,7 +924,8 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
     decides differs (`drift`: a container added by hand is not the operator's to take back,
     only its environment is), its template's labels or annotations the operator sets, and
     its replica count when the operator sets one (not one an autoscaler holds): all but
-    TEMPLATE applied again; of a Service, its type, selector or ports. The `applied` digest says
+    TEMPLATE applied again; of a Service, its type, selector or ports; of an Ingress, an
+    autoscaler or a disruption budget, the keys of its spec. The `applied` digest says
     what the operator wrote, not what the object holds now."""
     kind = obj["kind"]
     live = dict(current.marks)
@@ -939,8 +940,8 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
         if notes:
             keys = ", ".join(n.removeprefix(state.ANNOTATION_MARK) for n in notes)
             fields.append(f"the pod's annotations ({keys})")
-    if kind == "Service":
-        fields += differ
+    if kind != "Deployment":
+        fields += differ  # a Service's, an Ingress's, an autoscaler's, a budget's
     wanted = obj["spec"].get("replicas") if kind == "Deployment" else None
     if wanted is not None and wanted != current.replicas:
         fields.append("replicas")
@@ -1032,7 +1033,7 @@ async def _tell_reverted(
 
 def _change_id(current: state.WorkloadEntry) -> str:
     """What tells one change by hand of an object from the next: a Deployment's generation
-    (a Service has none: what it holds now)."""
+    (a Service has none; for it and the other kinds: what it holds now)."""
     if current.kind == "Deployment":
         return str(current.generation)
     return state.marks_id(current.marks)

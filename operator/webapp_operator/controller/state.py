@@ -368,6 +368,15 @@ def _mark(value: object) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
 
 
+# Kinds whose spec is marked key by key (the rendering's keys compared; an empty value, which
+# the API server may default, is no key): an Ingress (its rules, class, TLS), an autoscaler
+# (its target, bounds, metrics), a disruption budget (its bounds and eviction policy; not its
+# selector, a map an apply cannot take a key added by hand out of). By kind, the keys left out.
+_SPEC_MARKED: Final = {
+    "Ingress": frozenset(),
+    "HorizontalPodAutoscaler": frozenset(),
+    "PodDisruptionBudget": frozenset({"selector"}),
+}
 # The names of a Deployment's marks besides its containers' (no container can be named so):
 # the pod's fields, its template's labels the operator sets (render.TEMPLATE_LABELS), and each
 # annotation of its template (the key after the prefix; the rendering's are compared, one
@@ -388,9 +397,10 @@ def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     a Deployment, each container's (`drift.container_view`, by container name) and the pod's
     (`drift.pod_view`, as POD_MARK); of a Service, its type, its selector, and each port's
     name and target (by port and protocol); of a Deployment's template also its labels the
-    operator sets (LABELS_MARK) and each annotation (ANNOTATION_MARK). An item only the live
-    object has (a container, a port, an annotation added by hand) is not the operator's; ()
-    for other kinds."""
+    operator sets (LABELS_MARK) and each annotation (ANNOTATION_MARK); of an Ingress, an
+    autoscaler or a disruption budget, each key of its spec (_SPEC_MARKED). An item only the
+    live object has (a container, a port, an annotation, a spec key added by hand) is not the
+    operator's; () for other kinds."""
     if kind == "Deployment":
         template = spec.get("template") or {}
         pod = template.get("spec") or {}
@@ -409,6 +419,13 @@ def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             (POD_MARK, _mark(drift.pod_view(pod))),
             (LABELS_MARK, _mark(tuple(labels.get(k) for k in render.TEMPLATE_LABELS))),
             *notes,
+        )
+    if kind in _SPEC_MARKED:
+        skip = _SPEC_MARKED[kind]
+        return tuple(
+            (key, _mark(drift.frozen(value)))  # as maps the API server orders its own way
+            for key, value in sorted(spec.items())
+            if key not in skip and value not in (None, [], {})
         )
     if kind == "Service":
         selector = sorted((spec.get("selector") or {}).items())

@@ -59,14 +59,14 @@ _PROBE_DEFAULTS: Final = {
 _GRACE_DEFAULT: Final = 30  # seconds: a pod template's terminationGracePeriodSeconds
 
 
-def _frozen(value: object) -> object:
+def frozen(value: object) -> object:
     """A value as a comparable, hashable form: maps as sorted items, lists as tuples. (Decoded
     JSON and renderings are dicts and lists: the exact types are checked, which is several
     times cheaper than the abstract ones, on every Deployment event.)"""
     if type(value) is dict:
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if type(value) is list or type(value) is tuple:
-        return tuple(_frozen(v) for v in value)
+        return tuple(frozen(v) for v in value)
     return value
 
 
@@ -97,7 +97,7 @@ def _resources(resources: object) -> object:
         view["limits"] = limits
     if requests:
         view["requests"] = requests
-    return _frozen(view) or None
+    return frozen(view) or None
 
 
 def _probe(probe: object) -> object:
@@ -110,14 +110,14 @@ def _probe(probe: object) -> object:
         view.pop("initialDelaySeconds", None)
     if isinstance(view.get("httpGet"), Mapping):
         view["httpGet"] = {"scheme": "HTTP", **view["httpGet"]}
-    return _frozen(view)
+    return frozen(view)
 
 
 def _ports(ports: object) -> object:
     """Ports by number and protocol (TCP unless said)."""
     if not isinstance(ports, list) or not ports:
         return None
-    return tuple(sorted(repr(_frozen({"protocol": "TCP", **p})) for p in ports))
+    return tuple(sorted(repr(frozen({"protocol": "TCP", **p})) for p in ports))
 
 
 def _container_field(name: str, value: object) -> object:
@@ -127,7 +127,7 @@ def _container_field(name: str, value: object) -> object:
         return _probe(value)
     if name == "ports":
         return _ports(value)
-    return _frozen(value) or None  # an empty list or map is kept as none
+    return frozen(value) or None  # an empty list or map is kept as none
 
 
 def _pod_field(name: str, value: object) -> object:
@@ -135,7 +135,7 @@ def _pod_field(name: str, value: object) -> object:
         return None if value in (None, "", "default") else value
     if name == "terminationGracePeriodSeconds":
         return _GRACE_DEFAULT if value is None else value
-    return _frozen(value) or None
+    return frozen(value) or None
 
 
 def _pull_policy(container: Mapping[str, Any]) -> object:
