@@ -515,12 +515,12 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
 
 
 def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> None:
-    """`kubectl set resources`, `kubectl set serviceaccount`, arguments and a node selector
-    given where the WebApp sets none: each Deployment is put back in one patch (what someone
-    added taken out again, which a server-side apply could not do), the fields named. What
-    the API server itself makes of the rendering (0.5 CPU kept as 500m, 1024Mi as 1Gi, a
-    probe's defaults, no zero delay, the pod's defaults beside its security contexts, node
-    selector and tolerations) is no change."""
+    """Limits raised and a port opened by `kubectl patch`, `kubectl set serviceaccount`,
+    arguments and a node selector given where the WebApp sets none: each Deployment is put
+    back in one patch (what someone added taken out again, which a server-side apply could
+    not do), the fields named. What the API server itself makes of the rendering (0.5 CPU
+    kept as 500m, 1024Mi as 1Gi, a probe's defaults, no zero delay, the pod's defaults beside
+    its security contexts, node selector and tolerations) is no change."""
     app = {
         **SEED,
         "resources": {"limits": {"cpu": "0.5", "memory": "1024Mi"}},
@@ -542,7 +542,13 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     assert {d["metadata"]["generation"] for d in before.values()} == {1}
     assert kit.events("ChangeReverted") == []
 
-    kubectl(kit, "set", "resources", "deployment/shop", "-c", "web", "--limits=memory=8Gi,cpu=2")
+    raised = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/resources",
+         "value": {"limits": {"memory": "8Gi", "cpu": "2"}}},
+        {"op": "add", "path": "/spec/template/spec/containers/0/ports/-",
+         "value": {"containerPort": 22, "protocol": "TCP"}},
+    ]  # fmt: skip
+    kubectl(kit, "patch", "deployment", "shop", "--type=json", "-p", json.dumps(raised))
     kubectl(kit, "set", "serviceaccount", "deployment/shop-celery-worker", "mallory")
     added = [
         {"op": "add", "path": "/spec/template/spec/containers/0/args", "value": ["--debug"]},
@@ -563,7 +569,7 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
         f"Deployment {name}: {fields} changed outside the operator; put back as WebApp shop "
         "says (change the WebApp instead)"
         for name, fields in (
-            ("shop", "container web (resources)"),
+            ("shop", "container web (ports, resources)"),
             ("shop-celery-beat-scheduler",
              "container celery-beat-scheduler (args) and the pod's nodeSelector"),
             ("shop-celery-worker", "the pod's serviceAccountName"),
