@@ -628,11 +628,14 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
+AUTH = "nginx.ingress.kubernetes.io/auth-url"
+
+
 def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit.Kit) -> None:
-    """The Ingress's host, the autoscaler's bound and the budget are the WebApp's: edited by
-    hand, each is applied back and told once; a key someone added (the autoscaler's
-    `behavior`) is theirs. What the API server makes of them (a default class, the
-    autoscaler's status) is no change."""
+    """The Ingress's host and its authentication annotation, the autoscaler's bound and the
+    budget are the WebApp's: edited by hand, each is applied back and told once; a key
+    someone added (the autoscaler's `behavior`) is theirs. What the API server makes of them
+    (a default class, the autoscaler's status) is no change."""
     web = {
         "command": ["gunicorn", "app:app"],
         "autoscale": {"maxReplicas": 4, "cpuUtilization": 70},
@@ -642,7 +645,7 @@ def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit
     app = {
         **SEED,
         "baseUrl": "https://shop.example.com/",
-        "ingress": {"tlsSecretName": "shop-tls"},
+        "ingress": {"tlsSecretName": "shop-tls", "annotations": {AUTH: "https://auth/check"}},
         "processes": {"web": web},
     }
     kit.start_operator()
@@ -676,7 +679,7 @@ def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit
 
     wait_for(put_back, 30, message="the Ingress, autoscaler and budget put back")
     wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="three ChangeReverted")
-    assert sorted(e["message"] for e in kit.events("ChangeReverted")) == sorted(
+    assert {e["message"] for e in kit.events("ChangeReverted")} == {
         f"{kind} shop: {field} changed outside the operator; put back as WebApp shop says "
         "(change the WebApp instead)"
         for kind, field in (
@@ -684,11 +687,21 @@ def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit
             ("HorizontalPodAutoscaler", "maxReplicas"),
             ("PodDisruptionBudget", "maxUnavailable"),
         )
-    )
+    }
+    # The Ingress's authentication taken off (`kubectl annotate ingress shop <key>-`).
+    kubectl(kit, "annotate", "ingress", "shop", f"{AUTH}-")
+
+    def guarded() -> bool:
+        found = opkit.as_dict(kit.kube.get(Ingress, "shop", namespace=kit.namespace))
+        return bool(found["metadata"]["annotations"].get(AUTH) == "https://auth/check")
+
+    wait_for(guarded, 30, message="the Ingress's authentication put back")
+    wait_for(lambda: len(kit.events("ChangeReverted")) == 4, 30, message="a fourth")
+    assert any(f"annotations ({AUTH})" in e["message"] for e in kit.events("ChangeReverted"))
     kit.stop_operator()
     kit.start_operator()
     kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 3
+    assert len(kit.events("ChangeReverted")) == 4
     assert kit.canary_hits([PASSWORD_1]) == []
 
 

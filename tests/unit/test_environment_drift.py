@@ -557,7 +557,7 @@ def test_an_annotation_the_webapp_sets_is_put_back_and_one_added_is_left() -> No
     nothing_more_to_do(cluster)
 
 
-OTHER_EDITS: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
+OTHER_EDITS: dict[str, tuple[str, Callable[[dict[str, Any]], None] | None, str]] = {
     "ingress-host": ("Ingress", lambda spec: spec["rules"][0].__setitem__("host", "evil.example"),
                      "rules"),
     "ingress-tls": ("Ingress", lambda spec: spec.pop("tls"), "tls"),
@@ -565,6 +565,7 @@ OTHER_EDITS: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
                        lambda spec: spec.__setitem__("maxReplicas", 50), "maxReplicas"),
     "budget": ("PodDisruptionBudget",
                lambda spec: spec.__setitem__("maxUnavailable", 0), "maxUnavailable"),
+    "ingress-auth": ("Ingress", None, "annotations (nginx.ingress.kubernetes.io/auth-url)"),
 }  # fmt: skip
 
 
@@ -579,7 +580,8 @@ def test_an_ingress_autoscaler_or_budget_changed_outside_the_operator_is_applied
     cluster.put(credentials("one"))
     body = webapp("shop", "auto", ("web",))
     body["spec"]["baseUrl"] = "https://shop.example.com/"
-    body["spec"]["ingress"] = {"tlsSecretName": "shop-tls"}
+    auth = {"nginx.ingress.kubernetes.io/auth-url": "https://auth.example/check"}
+    body["spec"]["ingress"] = {"tlsSecretName": "shop-tls", "annotations": auth}
     web = body["spec"]["processes"]["web"]
     web["autoscale"] = {"maxReplicas": 5, "cpuUtilization": 70}
     web["resources"] = {"requests": {"cpu": "100m"}}
@@ -587,9 +589,21 @@ def test_an_ingress_autoscaler_or_budget_changed_outside_the_operator_is_applied
     cluster.put(body)
     asyncio.run(settle(cluster))
     kind, change, field = OTHER_EDITS[edit]
-    intact = by_hand(cluster, kind, "shop", change)["spec"]
+    if change is None:  # the authentication annotation taken off
+        before = copy.deepcopy(cluster.objects[(kind, NS, "shop")])
+        unguarded = copy.deepcopy(before)
+        del unguarded["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        cluster.put(unguarded)
+        intact = before["spec"]
+    else:
+        intact = by_hand(cluster, kind, "shop", change)["spec"]
     asyncio.run(settle(cluster))
     assert cluster.objects[(kind, NS, "shop")]["spec"] == intact
+    assert cluster.objects[("Ingress", NS, "shop")]["metadata"]["annotations"] == {
+        **auth,
+        "twelvefactor.dev/applied": cluster.objects[("Ingress", NS, "shop")]["metadata"][
+            "annotations"]["twelvefactor.dev/applied"],
+    }  # fmt: skip
     assert reverted(cluster) == (
         f"{kind} shop: {field} changed outside the operator; put back as WebApp shop says "
         "(change the WebApp instead)"

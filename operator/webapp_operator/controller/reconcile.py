@@ -925,11 +925,12 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
     only its environment is), its template's labels or annotations the operator sets, and
     its replica count when the operator sets one (not one an autoscaler holds): all but
     TEMPLATE applied again; of a Service, its type, selector or ports; of an Ingress, an
-    autoscaler or a disruption budget, the keys of its spec. The `applied` digest says
-    what the operator wrote, not what the object holds now."""
+    autoscaler or a disruption budget, the keys of its spec (and an Ingress's annotations).
+    The `applied` digest says what the operator wrote, not what the object holds now."""
     kind = obj["kind"]
     live = dict(current.marks)
-    differ = [name for name, mark in state.marks(kind, obj["spec"]) if live.get(name) != mark]
+    rendered = state.marks(kind, obj["spec"], obj["metadata"])
+    differ = [name for name, mark in rendered if live.get(name) != mark]
     fields = []
     if kind == "Deployment":
         notes = [n for n in differ if n.startswith(state.ANNOTATION_MARK)]
@@ -940,8 +941,15 @@ def changed_by_hand(obj: Mapping[str, Any], current: state.WorkloadEntry) -> lis
         if notes:
             keys = ", ".join(n.removeprefix(state.ANNOTATION_MARK) for n in notes)
             fields.append(f"the pod's annotations ({keys})")
-    if kind != "Deployment":
-        fields += differ  # a Service's, an Ingress's, an autoscaler's, a budget's
+    if kind != "Deployment":  # a Service's, an Ingress's, an autoscaler's, a budget's
+        notes = [
+            n.removeprefix(state.ANNOTATION_MARK)
+            for n in differ
+            if n.startswith(state.ANNOTATION_MARK)
+        ]
+        fields += [n for n in differ if not n.startswith(state.ANNOTATION_MARK)]
+        if notes:
+            fields.append(f"annotations ({', '.join(notes)})")
     wanted = obj["spec"].get("replicas") if kind == "Deployment" else None
     if wanted is not None and wanted != current.replicas:
         fields.append("replicas")

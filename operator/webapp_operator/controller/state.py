@@ -386,19 +386,30 @@ LABELS_MARK: Final = "/labels"
 ANNOTATION_MARK: Final = "@"
 
 
+def _annotation_marks(annotations: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """A mark for each annotation, named after its key (ANNOTATION_MARK)."""
+    return tuple(
+        (sys.intern(ANNOTATION_MARK + str(k)), _mark(v))
+        for k, v in sorted((annotations or {}).items())
+    )
+
+
 def marks_id(found: tuple[tuple[str, str], ...]) -> str:
     """One short digest of an object's `marks`."""
     return _mark(found)
 
 
-def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def marks(
+    kind: str, spec: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> tuple[tuple[str, str], ...]:
     """Named short digests of fields the WebApp decides, in the form the API server keeps them,
     so the live object and the rendering give the same ones until someone changes a field: of
     a Deployment, each container's (`drift.container_view`, by container name) and the pod's
     (`drift.pod_view`, as POD_MARK); of a Service, its type, its selector, and each port's
     name and target (by port and protocol); of a Deployment's template also its labels the
     operator sets (LABELS_MARK) and each annotation (ANNOTATION_MARK); of an Ingress, an
-    autoscaler or a disruption budget, each key of its spec (_SPEC_MARKED). An item only the
+    autoscaler or a disruption budget, each key of its spec (_SPEC_MARKED), and of an Ingress
+    each annotation of `meta`. An item only the
     live object has (a container, a port, an annotation, a spec key added by hand) is not the
     operator's; () for other kinds."""
     if kind == "Deployment":
@@ -408,12 +419,9 @@ def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             (sys.intern(str(c.get("name", ""))), _mark(drift.container_view(c)))
             for c in pod.get("containers") or []
         )
-        meta = template.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        notes = tuple(
-            (sys.intern(ANNOTATION_MARK + str(k)), _mark(v))
-            for k, v in sorted((meta.get("annotations") or {}).items())
-        )
+        labelled = template.get("metadata") or {}
+        labels = labelled.get("labels") or {}
+        notes = _annotation_marks(labelled.get("annotations"))
         return (
             *containers,
             (POD_MARK, _mark(drift.pod_view(pod))),
@@ -422,11 +430,16 @@ def marks(kind: str, spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         )
     if kind in _SPEC_MARKED:
         skip = _SPEC_MARKED[kind]
-        return tuple(
+        keys = tuple(
             (key, _mark(drift.frozen(value)))  # as maps the API server orders its own way
             for key, value in sorted(spec.items())
             if key not in skip and value not in (None, [], {})
         )
+        if kind != "Ingress":
+            return keys
+        # An Ingress's annotations configure its controller (authentication, allowed sources):
+        # each is marked, the rendering's compared.
+        return keys + _annotation_marks((meta or {}).get("annotations"))
     if kind == "Service":
         selector = sorted((spec.get("selector") or {}).items())
         ports = tuple(
@@ -521,7 +534,7 @@ def workload_entry(
         foreign, found = held.env_foreign, held.marks
     else:
         foreign = _env_foreign(spec) if kind in _ENVIRONMENTS else ()
-        found = marks(kind, spec)
+        found = marks(kind, spec, meta)
     return WorkloadEntry(
         kind=kind,
         namespace=sys.intern(meta.get("namespace", "")),
