@@ -996,7 +996,7 @@ async def _template_changes(
 
 def _repair_id(repair: Mapping[str, Any]) -> str:
     """A short digest of a repair's patch: the same patch, the same digest."""
-    return state.marks_id((("", repr(repair)),))
+    return state.short_digest(repair)
 
 
 async def _tell_kept(

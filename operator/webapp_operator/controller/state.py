@@ -331,7 +331,7 @@ class WorkloadEntry:
     # a WebApp decides, `drift`) or a Service (its type, selector and each port's name and
     # target): the rendering's differ when someone changed one (`kubectl set image`,
     # `kubectl set resources`, `kubectl edit svc`), though the `applied` digest does not.
-    marks: tuple[tuple[str, str], ...] = ()
+    marks: Marks = ()
 
     @property
     def running(self) -> bool:
@@ -364,8 +364,13 @@ def _template_snapshot(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _mark(value: object) -> str:
-    return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
+# Named short digests of an object's fields (`marks`): kept for every workload, so each digest
+# is an int (36 bytes) rather than its hex text (65 bytes).
+Marks = tuple[tuple[str, int], ...]
+
+
+def _mark(value: object) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest())
 
 
 # Kinds whose spec is marked key by key (the rendering's keys compared; an empty value, which
@@ -386,7 +391,7 @@ LABELS_MARK: Final = "/labels"
 ANNOTATION_MARK: Final = "@"
 
 
-def _annotation_marks(annotations: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+def _annotation_marks(annotations: Mapping[str, Any] | None) -> Marks:
     """A mark for each annotation, named after its key (ANNOTATION_MARK)."""
     return tuple(
         (sys.intern(ANNOTATION_MARK + str(k)), _mark(v))
@@ -394,14 +399,17 @@ def _annotation_marks(annotations: Mapping[str, Any] | None) -> tuple[tuple[str,
     )
 
 
-def marks_id(found: tuple[tuple[str, str], ...]) -> str:
-    """One short digest of an object's `marks`."""
-    return _mark(found)
+def short_digest(value: object) -> str:
+    """A short digest of a value (by its repr), as text."""
+    return f"{_mark(value):016x}"
 
 
-def marks(
-    kind: str, spec: Mapping[str, Any], meta: Mapping[str, Any] | None = None
-) -> tuple[tuple[str, str], ...]:
+def marks_id(found: Marks) -> str:
+    """One short digest of an object's `marks`, as text."""
+    return short_digest(found)
+
+
+def marks(kind: str, spec: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Marks:
     """Named short digests of fields the WebApp decides, in the form the API server keeps them,
     so the live object and the rendering give the same ones until someone changes a field: of
     a Deployment, each container's (`drift.container_view`, by container name) and the pod's
