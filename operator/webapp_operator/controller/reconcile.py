@@ -166,7 +166,7 @@ class Context:
     unsigned_seen: set[tuple[str, str, str]] = field(default_factory=set)
     # What the operator may not do (403), told once: ReplicaSets to drop it may not delete,
     # (kind, ns, name); Deployments it may not read, ("get", "Deployment", "").
-    undeletable: set[tuple[str, str, str]] = field(default_factory=set)
+    refused: set[tuple[str, str, str]] = field(default_factory=set)
     # The last repair of each Deployment's pod template and how many times in a row it was
     # the same one: (kind, ns, name) -> (the patch's digest, count); dropped once intact.
     repaired: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)
@@ -887,14 +887,14 @@ async def _drop_foreign_history(
         if w.kind != "ReplicaSet" or not w.env_foreign or w.live or w.owner not in intact:
             continue
         key = ("ReplicaSet", w.namespace, w.name)
-        if ctx.made_recently(key) or key in ctx.undeletable:
+        if ctx.made_recently(key) or key in ctx.refused:
             continue
         try:
             await ctx.writer.delete("apps/v1", "ReplicaSet", w.namespace, w.name)
         except Exception as error:
             if not _denied(error):
                 raise
-            ctx.undeletable.add(key)  # told once per process
+            ctx.refused.add(key)  # told once per process
             logger.warning(
                 "ReplicaSet %s/%s holds an environment changed outside the operator, and the "
                 "operator may not delete it (grant delete on replicasets, as the chart's RBAC "
@@ -974,8 +974,8 @@ async def _template_changes(
     except Exception as error:
         if not _denied(error):
             raise
-        if ("get", "Deployment", "") not in ctx.undeletable:  # told once per process
-            ctx.undeletable.add(("get", "Deployment", ""))
+        if ("get", "Deployment", "") not in ctx.refused:  # told once per process
+            ctx.refused.add(("get", "Deployment", ""))
             logger.warning(
                 "The operator may not read Deployments (grant get on deployments, as the "
                 "chart's RBAC does): a pod template changed by hand is applied again, which "
