@@ -406,6 +406,14 @@ def test_what_someone_deletes_moments_after_it_was_made_is_made_again(kit: opkit
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
+def restarted_tells_nothing_more(kit: opkit.Kit, reason: str, told: int) -> None:
+    """Another operator start finds nothing more to put back: still `told` Events `reason`."""
+    kit.stop_operator()
+    kit.start_operator()
+    kit.operator_log_wait_idle()
+    assert len(kit.events(reason)) == told
+
+
 SHADOW = "shadowing-value-0c4d"
 
 
@@ -451,10 +459,7 @@ def test_kubectl_set_env_is_put_back_and_told(kit: opkit.Kit) -> None:
     kit.wait_ready("shop")
     assert kit.one_snapshot("shop") == snapshot
     # Once: the next restart finds nothing to put back.
-    kit.stop_operator()
-    kit.start_operator()
-    kit.operator_log_wait_idle()
-    assert len(kit.events("EnvironmentRestored")) == 1
+    restarted_tells_nothing_more(kit, "EnvironmentRestored", 1)
     # The value kubectl wrote is in no Deployment any more, nor in any Event; the ReplicaSet
     # its edit made, which held it as rollout history, is deleted once scaled down.
     wait_for(lambda: kit.canary_hits([SHADOW]) == [], 30, message="the edit's ReplicaSet deleted")
@@ -507,10 +512,7 @@ def test_kubectl_set_image_and_scale_are_put_back_and_told(kit: opkit.Kit) -> No
     wait_for(lambda: len(kit.events("ChangeReverted")) == 3, 30, message="the undo put back")
     wait_for(put_back, 30, message="image put back after the undo")
     kit.wait_ready("shop")
-    kit.stop_operator()
-    kit.start_operator()
-    kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 3
+    restarted_tells_nothing_more(kit, "ChangeReverted", 3)
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
@@ -610,10 +612,7 @@ def test_a_pod_template_changed_by_hand_is_put_back_whole(kit: opkit.Kit) -> Non
         "changed outside the operator; put back as WebApp shop says (change the WebApp instead)"
     ) in {e["message"] for e in kit.events("ChangeReverted")}
     kit.wait_ready("shop")
-    kit.stop_operator()
-    kit.start_operator()
-    kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 4
+    restarted_tells_nothing_more(kit, "ChangeReverted", 4)
     # The WebApp sets no resources any more: gone, though the repair wrote them last.
     kit.webapp("shop", {k: v for k, v in app.items() if k != "resources"})
 
@@ -698,10 +697,7 @@ def test_an_ingress_autoscaler_and_budget_edited_by_hand_are_put_back(kit: opkit
     wait_for(guarded, 30, message="the Ingress's authentication put back")
     wait_for(lambda: len(kit.events("ChangeReverted")) == 4, 30, message="a fourth")
     assert any(f"annotations ({AUTH})" in e["message"] for e in kit.events("ChangeReverted"))
-    kit.stop_operator()
-    kit.start_operator()
-    kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 4
+    restarted_tells_nothing_more(kit, "ChangeReverted", 4)
     assert kit.canary_hits([PASSWORD_1]) == []
 
 
@@ -731,10 +727,7 @@ def test_a_service_edited_by_hand_is_put_back(kit: opkit.Kit) -> None:
         "(change the WebApp instead)"
         for field in ("selector", "type")
     ]
-    kit.stop_operator()
-    kit.start_operator()
-    kit.operator_log_wait_idle()
-    assert len(kit.events("ChangeReverted")) == 2
+    restarted_tells_nothing_more(kit, "ChangeReverted", 2)
 
 
 def test_an_upgrade_signs_older_revisions_once_and_rolls_nothing(kit: opkit.Kit) -> None:

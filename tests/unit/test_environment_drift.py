@@ -77,6 +77,18 @@ def nothing_more_to_do(cluster: FakeCluster) -> None:
     assert len(cluster.writes) == writes
 
 
+def told_once_whatever_dies(start: FakeCluster, reason: str) -> None:
+    """From `start` (a change by hand to put back), a process stopped before each write and
+    started again ends as one that never stopped, having told `reason` once."""
+    start.writes.clear()
+    reference = copy.deepcopy(start)
+    asyncio.run(settle(reference))
+    assert reference.writes, "nothing put back"
+    for _, cluster, where in crashed_at_each_write(start, reference):
+        assert outcome(cluster) == outcome(reference), where
+        assert len([e for e in cluster.events if e[0] == reason]) == 1, where
+
+
 def reverted(cluster: FakeCluster) -> str:
     """The message of the one ChangeReverted told."""
     (told,) = [e for e in cluster.events if e[0] == "ChangeReverted"]
@@ -157,14 +169,7 @@ def test_a_crash_at_any_write_of_the_repair_tells_it_once_and_puts_it_back() -> 
     changed = copy.deepcopy(start.objects[("Deployment", NS, "shop")])
     EDITS["set-env"](changed["spec"]["template"]["spec"]["containers"][0])
     start.put(changed)
-    start.writes.clear()
-    reference = copy.deepcopy(start)
-    asyncio.run(settle(reference))
-    assert reference.writes, "nothing repaired"
-    for _, cluster, where in crashed_at_each_write(start, reference):
-        assert outcome(cluster) == outcome(reference), where
-        told = [e for e in cluster.events if e[0] == "EnvironmentRestored"]
-        assert len(told) == 1, where
+    told_once_whatever_dies(start, "EnvironmentRestored")
 
 
 def history(cluster: FakeCluster, deployment: str, env: list[dict[str, str]] | None) -> str:
@@ -340,13 +345,7 @@ def test_replicas_an_autoscaler_holds_are_not_taken_back() -> None:
 def test_a_crash_at_any_write_of_a_revert_tells_it_once_and_applies_it() -> None:
     start = running()
     by_hand(start, "Deployment", "shop", HAND_EDITS["image-and-port"][0])
-    start.writes.clear()
-    reference = copy.deepcopy(start)
-    asyncio.run(settle(reference))
-    assert reference.writes, "nothing reverted"
-    for _, cluster, where in crashed_at_each_write(start, reference):
-        assert outcome(cluster) == outcome(reference), where
-        assert len([e for e in cluster.events if e[0] == "ChangeReverted"]) == 1, where
+    told_once_whatever_dies(start, "ChangeReverted")
 
 
 def test_a_rollout_restart_is_left_alone() -> None:
